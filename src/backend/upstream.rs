@@ -1,0 +1,552 @@
+//! The HTTP upstream: performs canonical operations on a real forge (or another forgebridge)
+//! in that forge's dialect, through its mapping file. One pooled reqwest client; multi-call
+//! plans (resolve a missing parameter, complete a create, enrich an answer) come from the
+//! mapping, and a half-done create is rolled back, never reported as success.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use serde_json::Value;
+
+use super::{Avatar, Backend, BoxFuture};
+use crate::canonical::op::ResultKind;
+use crate::canonical::schema::is_default_value;
+use crate::canonical::{
+    CanonicalError, CanonicalRequest, ErrorKind, Object, OpKind, Outcome, PageOf, Paging,
+};
+use crate::dialect::{auth, errors, paging};
+use crate::mapping::shape::encode_segment;
+use crate::mapping::{Dialect, PagingStyle, Route};
+
+/// Largest upstream answer read into memory.
+const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+
+pub struct UpstreamForge {
+    dialect: Arc<Dialect>,
+    base_url: String,
+    api_root: String,
+    public_url: String,
+    client: reqwest::Client,
+    timeout: Duration,
+    max_walk_pages: u64,
+}
+
+/// One upstream answer.
+struct Answer {
+    status: StatusCode,
+    link: Option<String>,
+    total: Option<u64>,
+    body: Bytes,
+}
+
+/// One page of an upstream list.
+struct Fetched {
+    items: Vec<Object>,
+    total: Option<u64>,
+    next: bool,
+    last_page: Option<u64>,
+}
+
+impl UpstreamForge {
+    pub fn new(
+        dialect: Arc<Dialect>,
+        base_url: &str,
+        public_url: &str,
+        timeout: Duration,
+        max_walk_pages: u64,
+    ) -> anyhow::Result<Self> {
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let parsed = url::Url::parse(&base_url)?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!("upstream URL must be http or https: {base_url}");
+        }
+        let base_path = dialect.base_paths.first().cloned().unwrap_or_default();
+        let api_root = if base_url.ends_with(&base_path) {
+            base_url.clone()
+        } else {
+            format!("{base_url}{base_path}")
+        };
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .pool_max_idle_per_host(64)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("forgebridge/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let origin = parsed.origin().ascii_serialization();
+        Ok(UpstreamForge {
+            dialect,
+            base_url: origin,
+            api_root,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            client,
+            timeout,
+            max_walk_pages,
+        })
+    }
+
+    fn unsupported(&self, op: OpKind) -> CanonicalError {
+        CanonicalError::new(
+            ErrorKind::Unsupported,
+            format!(
+                "operation {} is not supported by the {} upstream",
+                op.name(),
+                self.dialect.name
+            ),
+        )
+    }
+
+    /// Picks the first route for the operation whose parameters are given or resolvable.
+    fn choose_route(&self, req: &CanonicalRequest) -> Result<&Route, CanonicalError> {
+        let mut any = false;
+        for route in self.dialect.upstream_routes(req.op) {
+            any = true;
+            let usable = route.needed_params().all(|p| {
+                req.params.get(p).is_some() || route.resolve.iter().any(|(r, _)| r == p)
+            });
+            if usable {
+                return Ok(route);
+            }
+        }
+        if any {
+            let missing = self
+                .dialect
+                .upstream_routes(req.op)
+                .flat_map(|r| r.needed_params())
+                .find(|p| req.params.get(p).is_none())
+                .unwrap_or("parameter");
+            Err(CanonicalError::validation(
+                missing,
+                crate::canonical::ValidationCode::Missing,
+                format!("{missing} is missing"),
+            ))
+        } else {
+            Err(self.unsupported(req.op))
+        }
+    }
+
+    fn perform(&self, mut req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
+        Box::pin(async move {
+            let route = self.choose_route(&req)?;
+            for (param, op) in &route.resolve {
+                if req.params.get(param).is_none() {
+                    let mut sub = CanonicalRequest::new(*op);
+                    sub.credential = req.credential.clone();
+                    let found = match self.perform(sub).await? {
+                        Outcome::Entity(obj) => obj.get("login").and_then(Value::as_str).map(str::to_string),
+                        _ => None,
+                    };
+                    let value = found.ok_or_else(|| {
+                        CanonicalError::new(ErrorKind::UpstreamUnavailable, format!("could not resolve {param} from {}", op.name()))
+                    })?;
+                    req.params.set(param, value);
+                }
+            }
+            self.check_expressible(route, &req)?;
+            match req.op.result() {
+                ResultKind::List(_) => self.list(route, &req).await.map(Outcome::List),
+                _ => self.single(route, req).await,
+            }
+        })
+    }
+
+    /// Refuses input the upstream has no place for, rather than dropping it silently.
+    fn check_expressible(&self, route: &Route, req: &CanonicalRequest) -> Result<(), CanonicalError> {
+        let completion = route
+            .complete_with
+            .and_then(|op| self.dialect.upstream_routes(op).next())
+            .and_then(|r| r.request.clone());
+        for (field, value) in &req.input {
+            let storable = route.request.as_ref().is_some_and(|s| s.writes_canonical(field))
+                || completion.as_ref().is_some_and(|s| s.writes_canonical(field));
+            if !storable && !is_default_value(field, value) {
+                return Err(CanonicalError::validation(
+                    field,
+                    crate::canonical::ValidationCode::Invalid,
+                    format!("{field} cannot be stored by the {} upstream", self.dialect.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn single(&self, route: &Route, req: CanonicalRequest) -> Result<Outcome, CanonicalError> {
+        let body = route.request.as_ref().map(|s| s.encode_request(&req.input, &req.params));
+        let answer = self.send(route, &req, Vec::new(), body).await?;
+        if route.false_status == Some(answer.status) && req.op.result() == ResultKind::Flag {
+            return Ok(Outcome::Flag(false));
+        }
+        if !answer.status.is_success() {
+            return Err(self.upstream_error(&req, &answer));
+        }
+        let outcome = match req.op.result() {
+            ResultKind::Flag => Outcome::Flag(true),
+            ResultKind::Done => Outcome::Done,
+            ResultKind::List(_) => Outcome::List(PageOf::default()),
+            ResultKind::Entity(_) => {
+                let obj = match &route.response {
+                    Some(shape) if !answer.body.is_empty() => {
+                        let json: Value = serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
+                        let mut obj = shape.decode_response(&json);
+                        self.rewrite_urls(&mut obj);
+                        Some(obj)
+                    }
+                    _ => None,
+                };
+                let obj = match obj {
+                    Some(obj) if req.want_result => self.enrich(route, &req, obj).await?,
+                    Some(obj) => obj,
+                    None if req.want_result => self.read_back(&req).await?,
+                    None => Object::new(),
+                };
+                Outcome::Entity(obj)
+            }
+        };
+        if let (Some(next_op), Outcome::Entity(created)) = (route.complete_with, &outcome) {
+            return self.complete(route, next_op, &req, created.clone()).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Fetches the entity a mutation produced when the upstream answered without it.
+    async fn read_back(&self, req: &CanonicalRequest) -> Result<Object, CanonicalError> {
+        let login = req
+            .params
+            .get("new_login")
+            .or_else(|| req.params.get("org"))
+            .map(str::to_string)
+            .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string));
+        let (Some(login), Some(entity)) = (login, req.op.result().entity()) else {
+            return Ok(Object::new());
+        };
+        if entity != crate::canonical::Entity::Organization {
+            return Ok(Object::new());
+        }
+        let mut get = CanonicalRequest::new(OpKind::OrgGet);
+        get.credential = req.credential.clone();
+        get.params.set("org", login);
+        match self.perform(get).await? {
+            Outcome::Entity(obj) => Ok(obj),
+            _ => Ok(Object::new()),
+        }
+    }
+
+    /// Fills nested objects the upstream's answer lacks (e.g. Gitea permissions name no org).
+    async fn enrich(&self, route: &Route, req: &CanonicalRequest, mut obj: Object) -> Result<Object, CanonicalError> {
+        for (field, op) in &route.enrich {
+            if obj.contains_key(field) {
+                continue;
+            }
+            let mut sub = CanonicalRequest::new(*op);
+            sub.credential = req.credential.clone();
+            sub.params = req.params.clone();
+            if let Outcome::Entity(found) = self.perform(sub).await? {
+                obj.insert(field.clone(), Value::Object(found));
+            }
+        }
+        Ok(obj)
+    }
+
+    /// The second step of a declared plan: set what the first call could not carry. When it
+    /// fails, the first step is undone, and the answer says exactly what happened.
+    async fn complete(&self, route: &Route, next_op: OpKind, req: &CanonicalRequest, created: Object) -> Result<Outcome, CanonicalError> {
+        let remaining: Object = req
+            .input
+            .iter()
+            .filter(|(f, v)| {
+                !route.request.as_ref().is_some_and(|s| s.writes_canonical(f)) && !is_default_value(f, v)
+            })
+            .map(|(f, v)| (f.clone(), v.clone()))
+            .collect();
+        if remaining.is_empty() {
+            return Ok(Outcome::Entity(created));
+        }
+        let Some(login) = created
+            .get("login")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string))
+        else {
+            return Ok(Outcome::Entity(created));
+        };
+        let mut update = CanonicalRequest::new(next_op);
+        update.credential = req.credential.clone();
+        update.params.set("org", login.clone());
+        update.input = remaining;
+        match self.perform(update).await {
+            Ok(Outcome::Entity(obj)) => Ok(Outcome::Entity(obj)),
+            Ok(_) => Ok(Outcome::Entity(created)),
+            Err(step_error) => {
+                let mut undo = CanonicalRequest::new(OpKind::OrgDelete);
+                undo.credential = req.credential.clone();
+                undo.params.set("org", login.clone());
+                undo.want_result = false;
+                let mut err = step_error.clone();
+                match self.perform(undo).await {
+                    Ok(_) => {
+                        err.detail = format!(
+                            "{} (organization {login} was created upstream, then deleted again: nothing was changed)",
+                            step_error.detail
+                        );
+                    }
+                    Err(undo_error) => {
+                        err.kind = ErrorKind::UpstreamUnavailable;
+                        err.detail = format!(
+                            "organization {login} was created upstream, but setting its other fields failed ({}) and deleting it again failed too ({}); it exists with only its login and display name",
+                            step_error.detail, undo_error.detail
+                        );
+                    }
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn list(&self, route: &Route, req: &CanonicalRequest) -> Result<PageOf, CanonicalError> {
+        let style = route.paging.unwrap_or(PagingStyle::Page);
+        let max = self.dialect.pagination.max_size;
+        let paging = req.paging.unwrap_or(Paging::Page { page: 1, per_page: self.dialect.pagination.default_size });
+        match (paging, style) {
+            (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
+                let first = self.fetch(route, req, page, per_page).await?;
+                let total = match (first.total, req.want_total) {
+                    (Some(t), _) => Some(t),
+                    (None, false) => None,
+                    (None, true) => match first.last_page {
+                        Some(last) if last > page => {
+                            let tail = self.fetch(route, req, last, per_page).await?;
+                            Some((last - 1) * per_page + tail.items.len() as u64)
+                        }
+                        _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
+                        _ => None,
+                    },
+                };
+                Ok(PageOf { items: first.items, total, more: first.next })
+            }
+            (Paging::Since { since, per_page }, PagingStyle::Since) => {
+                let got = self.fetch(route, req, since, per_page.min(max)).await?;
+                Ok(PageOf { items: got.items, total: got.total, more: got.next })
+            }
+            _ => {
+                let mut all = self.walk(route, req, style).await?;
+                all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
+                Ok(PageOf::window(all, Some(paging)))
+            }
+        }
+    }
+
+    /// Reads a whole upstream list, page by page, to re-paginate it in another style.
+    async fn walk(&self, route: &Route, req: &CanonicalRequest, style: PagingStyle) -> Result<Vec<Object>, CanonicalError> {
+        let size = self.dialect.pagination.max_size;
+        let mut all = Vec::new();
+        let mut position = match style {
+            PagingStyle::Page => 1,
+            PagingStyle::Since => 0,
+        };
+        for _ in 0..self.max_walk_pages {
+            let got = self.fetch(route, req, position, size).await?;
+            let last_id = got.items.last().and_then(paging::item_id);
+            let count = got.items.len() as u64;
+            all.extend(got.items);
+            if !got.next || count == 0 {
+                return Ok(all);
+            }
+            position = match style {
+                PagingStyle::Page => position + 1,
+                PagingStyle::Since => last_id.unwrap_or(position),
+            };
+        }
+        Err(CanonicalError::new(
+            ErrorKind::UpstreamUnavailable,
+            format!("the {} upstream's list is longer than {} pages; cannot re-paginate it", self.dialect.name, self.max_walk_pages),
+        ))
+    }
+
+    async fn fetch(&self, route: &Route, req: &CanonicalRequest, position: u64, size: u64) -> Result<Fetched, CanonicalError> {
+        let style = route.paging.unwrap_or(PagingStyle::Page);
+        let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
+        let answer = self.send(route, req, query, None).await?;
+        if !answer.status.is_success() {
+            return Err(self.upstream_error(req, &answer));
+        }
+        let json: Value = serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
+        let Value::Array(raw_items) = json else {
+            return Err(self.garbled());
+        };
+        let mut items: Vec<Object> = match &route.response {
+            Some(shape) => raw_items.iter().map(|v| shape.decode_response(v)).collect(),
+            None => Vec::new(),
+        };
+        for item in &mut items {
+            self.rewrite_urls(item);
+        }
+        let links = answer.link.as_deref().map(paging::parse_link).unwrap_or_default();
+        let last_page = links
+            .get("last")
+            .and_then(|u| paging::query_param(u, &self.dialect.pagination.page_param))
+            .and_then(|p| p.parse().ok());
+        let next = links.contains_key("next");
+        Ok(Fetched { items, total: answer.total, next, last_page })
+    }
+
+    async fn send(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+        mut query: Vec<(String, String)>,
+        body: Option<Value>,
+    ) -> Result<Answer, CanonicalError> {
+        let path = route.path_template.render(|var| {
+            req.params.get(var).map(|v| std::borrow::Cow::Owned(encode_segment(v)))
+        });
+        for (param, key) in &route.query {
+            if let Some(v) = req.params.get(param) {
+                query.push((key.clone(), v.to_string()));
+            }
+        }
+        let mut url = format!("{}{}", self.api_root, path);
+        if !query.is_empty() {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &query {
+                ser.append_pair(k, v);
+            }
+            url.push('?');
+            url.push_str(&ser.finish());
+        }
+        let idempotent = matches!(route.method, Method::GET | Method::HEAD);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut builder = self
+                .client
+                .request(route.method.clone(), &url)
+                .header(http::header::ACCEPT, "application/json");
+            if let Some(cred) = &req.credential {
+                if let Some((name, value)) = auth::emit(&self.dialect.auth, cred) {
+                    builder = builder.header(name, value);
+                }
+            }
+            builder = match &body {
+                Some(json) => builder
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(serde_json::to_vec(json).unwrap_or_default()),
+                None if matches!(route.method, Method::PUT | Method::POST | Method::PATCH) => {
+                    builder.header(http::header::CONTENT_LENGTH, "0")
+                }
+                None => builder,
+            };
+            match builder.send().await {
+                Ok(resp) => return self.read_answer(resp).await,
+                // Only a request that never reached the upstream, and only an idempotent one,
+                // is tried again: a write is never repeated.
+                Err(e) if e.is_connect() && idempotent && attempt < 2 => continue,
+                Err(e) => return Err(self.transport_error(&e)),
+            }
+        }
+    }
+
+    async fn read_answer(&self, resp: reqwest::Response) -> Result<Answer, CanonicalError> {
+        let status = resp.status();
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let link = header("link");
+        let total = self
+            .dialect
+            .pagination
+            .total_header
+            .as_ref()
+            .and_then(|h| header(h.as_str()))
+            .and_then(|v| v.trim().parse().ok());
+        if resp.content_length().is_some_and(|l| l as usize > MAX_UPSTREAM_BODY) {
+            return Err(CanonicalError::new(ErrorKind::UpstreamUnavailable, "the upstream's answer is too large"));
+        }
+        let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
+        if body.len() > MAX_UPSTREAM_BODY {
+            return Err(CanonicalError::new(ErrorKind::UpstreamUnavailable, "the upstream's answer is too large"));
+        }
+        Ok(Answer { status, link, total, body })
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> CanonicalError {
+        if e.is_timeout() {
+            CanonicalError::new(
+                ErrorKind::UpstreamTimeout,
+                format!("the {} upstream did not answer within {} s", self.dialect.name, self.timeout.as_secs_f32()),
+            )
+        } else {
+            CanonicalError::new(
+                ErrorKind::UpstreamUnavailable,
+                format!("the {} upstream could not be reached", self.dialect.name),
+            )
+        }
+    }
+
+    fn garbled(&self) -> CanonicalError {
+        CanonicalError::new(
+            ErrorKind::UpstreamUnavailable,
+            format!("the {} upstream answered with a body that is not the expected JSON", self.dialect.name),
+        )
+    }
+
+    fn upstream_error(&self, req: &CanonicalRequest, answer: &Answer) -> CanonicalError {
+        let mut err = errors::decode(&self.dialect, answer.status, &answer.body);
+        err.detail = err.detail.replace(&self.base_url, &self.public_url);
+        if err.kind == ErrorKind::Conflict {
+            let name = req
+                .params
+                .get("new_login")
+                .map(str::to_string)
+                .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string));
+            if let Some(name) = name {
+                err.detail = name;
+                err.field = Some(if req.params.get("new_login").is_some() { "new_login" } else { "login" }.to_string());
+            }
+        }
+        if matches!(err.kind, ErrorKind::Validation) && err.field.is_none() {
+            err.detail = format!("the {} upstream refused the request: {}", self.dialect.name, err.detail);
+        }
+        err
+    }
+
+    /// Points URLs at the upstream's origin to the proxy's public URL instead.
+    fn rewrite_urls(&self, obj: &mut Object) {
+        for value in obj.values_mut() {
+            match value {
+                Value::String(s) if s.starts_with(&self.base_url) => {
+                    *s = format!("{}{}", self.public_url, &s[self.base_url.len()..]);
+                }
+                Value::Object(inner) => self.rewrite_urls(inner),
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Backend for UpstreamForge {
+    fn describe(&self) -> String {
+        format!("{} upstream at {}", self.dialect.name, self.base_url)
+    }
+
+    fn execute(&self, req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
+        self.perform(req)
+    }
+
+    fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
+        Box::pin(async move {
+            let url = format!("{}/avatars/{}", self.base_url, rest);
+            let resp = self.client.get(url).send().await.ok()?;
+            if !resp.status().is_success() {
+                return None;
+            }
+            let content_type = resp
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("application/octet-stream")
+                .to_string();
+            let bytes = resp.bytes().await.ok()?;
+            Some(Avatar { content_type, bytes })
+        })
+    }
+}

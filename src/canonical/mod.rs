@@ -1,0 +1,10 @@
+//! The hub of forgebridge: the canonical operations, entities and errors that every dialect
+//! maps onto. Nothing here knows any forge's wire format.
+
+pub mod error;
+pub mod op;
+pub mod schema;
+
+pub use error::{CanonicalError, ErrorKind, ValidationCode};
+pub use op::{CanonicalRequest, Credential, Object, OpKind, Outcome, PageOf, Paging, Params};
+pub use schema::{Entity, FieldType};

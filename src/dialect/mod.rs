@@ -1,0 +1,152 @@
+//! Dialect front-ends, driven entirely by the mapping files: a client's request becomes a
+//! `CanonicalRequest` (decode), and a canonical `Outcome` becomes the client's answer (encode).
+
+pub mod auth;
+pub mod errors;
+pub mod paging;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Response};
+use http_body_util::Full;
+use serde_json::Value;
+
+use crate::canonical::{CanonicalError, CanonicalRequest, ErrorKind, Outcome, Params};
+use crate::mapping::{Dialect, EncodeCtx, Route};
+
+/// Where the client reached the proxy: used for every URL the answer carries.
+pub struct PublicUrls<'a> {
+    /// The proxy's public URL (the forge's "web" root).
+    pub web: &'a str,
+    /// The public URL plus the base path the client used (the forge's API root).
+    pub api: &'a str,
+    /// The public URL of this request, without its query.
+    pub this: &'a str,
+}
+
+/// Builds the canonical request from a client's route match, query, headers and body.
+pub fn decode(
+    dialect: &Dialect,
+    route: &Route,
+    mut params: Params,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<CanonicalRequest, CanonicalError> {
+    let mut req = CanonicalRequest::new(route.op);
+    req.credential = auth::credential(&dialect.auth, headers, query);
+    if let Some(style) = route.paging {
+        req.paging = Some(paging::client_paging(&dialect.pagination, style, query));
+        req.want_total = dialect.pagination.total_header.is_some() || dialect.pagination.link_order.contains(&crate::mapping::LinkRel::Last);
+    }
+    for (param, key) in &route.query {
+        if let Some((_, v)) = query.iter().find(|(k, _)| k == key) {
+            params.set(param, v.clone());
+        }
+    }
+    if let Some(shape) = &route.request {
+        let json = parse_body(body)?;
+        req.input = shape.decode_request(&json, &mut params)?;
+    }
+    req.params = params;
+    req.want_result = route.response.is_some() || route.location.is_some();
+    Ok(req)
+}
+
+fn parse_body(body: &[u8]) -> Result<Value, CanonicalError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(CanonicalError::new(ErrorKind::BadRequest, "Body should be a JSON object")),
+        Err(e) => Err(CanonicalError::new(
+            ErrorKind::BadRequest,
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn json_response(status: http::StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = Response::new(Full::new(Bytes::from(bytes)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+fn empty_response(status: http::StatusCode) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Renders a canonical outcome as the client's dialect answers this route.
+pub fn encode(
+    dialect: &Dialect,
+    route: &Route,
+    req: &CanonicalRequest,
+    outcome: Outcome,
+    urls: &PublicUrls<'_>,
+    query: &[(String, String)],
+) -> Response<Full<Bytes>> {
+    let ctx = EncodeCtx {
+        api: urls.api,
+        web: urls.web,
+        params: &req.params,
+    };
+    match outcome {
+        Outcome::Flag(yes) => {
+            let status = if yes {
+                route.status
+            } else {
+                route.false_status.unwrap_or(http::StatusCode::NOT_FOUND)
+            };
+            empty_response(status)
+        }
+        Outcome::List(page) => {
+            let items: Vec<Value> = match &route.response {
+                Some(shape) => page.items.iter().map(|o| shape.encode_response(o, &ctx)).collect(),
+                None => Vec::new(),
+            };
+            let mut resp = json_response(route.status, &Value::Array(items));
+            if let Some(p) = req.paging {
+                paging::client_headers(&dialect.pagination, p, &page, urls.this, query, resp.headers_mut());
+            }
+            resp
+        }
+        Outcome::Entity(obj) => {
+            let mut resp = match (&route.response, &route.body) {
+                (Some(shape), _) => json_response(route.status, &shape.encode_response(&obj, &ctx)),
+                (None, Some(body)) => json_response(route.status, body),
+                (None, None) => empty_response(route.status),
+            };
+            if let Some(t) = &route.location {
+                let loc = shape_free_url(t, &obj, &ctx);
+                if let Ok(v) = HeaderValue::from_str(&loc) {
+                    resp.headers_mut().insert(http::header::LOCATION, v);
+                }
+            }
+            resp
+        }
+        Outcome::Done => match &route.body {
+            Some(body) => json_response(route.status, body),
+            None => empty_response(route.status),
+        },
+    }
+}
+
+fn shape_free_url(t: &crate::mapping::Template, obj: &crate::canonical::Object, ctx: &EncodeCtx<'_>) -> String {
+    use std::borrow::Cow;
+    t.render(|var| match var {
+        "api" => Some(Cow::Borrowed(ctx.api)),
+        "web" => Some(Cow::Borrowed(ctx.web)),
+        other => obj
+            .get(other)
+            .and_then(Value::as_str)
+            .map(|s| Cow::Owned(crate::mapping::shape::encode_segment(s)))
+            .or_else(|| ctx.params.get(other).map(|s| Cow::Owned(s.to_string()))),
+    })
+}

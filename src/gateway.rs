@@ -1,0 +1,168 @@
+//! The life of a request, as named phases (after Pingora's): route → authenticate & decode →
+//! perform → encode. Each phase is data-driven by the client's dialect; the backend is either
+//! the HTTP upstream or the embedded reference forge.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use serde_json::Value;
+
+use crate::backend::Backend;
+use crate::canonical::{CanonicalError, ErrorKind, Outcome};
+use crate::dialect::{self, PublicUrls};
+use crate::mapping::shape::Source;
+use crate::mapping::{Dialect, Dialects, Route, RouteLookup};
+
+pub struct Gateway {
+    pub dialects: Dialects,
+    pub backend: Arc<dyn Backend>,
+    pub public_url: String,
+    pub body_limit: usize,
+}
+
+type HttpResponse = Response<Full<Bytes>>;
+
+impl Gateway {
+    pub async fn handle<B>(&self, req: Request<B>) -> HttpResponse
+    where
+        B: http_body::Body<Data = Bytes> + Send,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        let path = req.uri().path().to_string();
+        if path == "/healthz" {
+            return plain(StatusCode::OK, "application/json", r#"{"status":"ok"}"#);
+        }
+        if let Some(rest) = path.strip_prefix("/avatars/") {
+            return match self.backend.avatar(rest).await {
+                Some(a) => plain(StatusCode::OK, &a.content_type, a.bytes),
+                None => plain(StatusCode::NOT_FOUND, "text/plain", "404 page not found"),
+            };
+        }
+
+        // Phase: route. Which dialect, which operation.
+        let Some((dialect, base, rest)) = self.dialects.detect(&path) else {
+            return plain(StatusCode::NOT_FOUND, "text/plain", "404 page not found");
+        };
+        let span = tracing::Span::current();
+        span.record("dialect", dialect.name.as_str());
+        let query: Vec<(String, String)> = req
+            .uri()
+            .query()
+            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .unwrap_or_default();
+        let (route, params) = match dialect.match_route(req.method(), rest) {
+            RouteLookup::Found(route, params) => (route, params),
+            RouteLookup::MethodNotAllowed | RouteLookup::NotFound => {
+                let err = CanonicalError::not_found(format!("no {} route for {} {rest}", dialect.name, req.method()));
+                return dialect::errors::render(dialect, &err, &self.public_url);
+            }
+        };
+        span.record("operation", route.op.name());
+        let api = format!("{}{}", self.public_url, base);
+        let this = format!("{}{}", self.public_url, path);
+        let urls = PublicUrls { web: &self.public_url, api: &api, this: &this };
+
+        // Phase: authenticate and decode, within the body limit.
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > self.body_limit) {
+            return self.fail(dialect, route, self.too_large());
+        }
+        let bytes = match Limited::new(body, self.body_limit).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return self.fail(dialect, route, self.too_large()),
+        };
+        let creq = match dialect::decode(dialect, route, params, &query, &parts.headers, &bytes) {
+            Ok(r) => r,
+            Err(e) => return self.fail(dialect, route, e),
+        };
+        let (paging, params) = (creq.paging, creq.params.clone());
+
+        // Phase: perform, on the upstream or the reference forge.
+        let outcome = match self.backend.execute(creq).await {
+            Ok(o) => o,
+            Err(e) => return self.fail(dialect, route, e),
+        };
+        if let (Some(field), Outcome::Entity(obj)) = (&route.require, &outcome) {
+            if obj.get(field) != Some(&Value::Bool(true)) {
+                return self.fail(dialect, route, CanonicalError::not_found("not a member of the organization"));
+            }
+        }
+
+        // Phase: encode, in the client's dialect.
+        let mut shown = crate::canonical::CanonicalRequest::new(route.op);
+        shown.params = params;
+        shown.paging = paging;
+        let mut resp = dialect::encode(dialect, route, &shown, outcome, &urls, &query);
+        if dialect.name == "github" {
+            resp.headers_mut().insert("x-github-media-type", HeaderValue::from_static("github.v3; format=json"));
+        }
+        resp
+    }
+
+    fn too_large(&self) -> CanonicalError {
+        CanonicalError::new(
+            ErrorKind::PayloadTooLarge,
+            format!("the request body is larger than {} bytes", self.body_limit),
+        )
+    }
+
+    /// Renders an error for the client, naming fields as the client's dialect names them.
+    fn fail(&self, dialect: &Dialect, route: &Route, mut err: CanonicalError) -> HttpResponse {
+        if err.kind == ErrorKind::Forbidden {
+            if let Some(kind) = route.forbidden_as {
+                err.kind = kind;
+            }
+        }
+        if let Some(field) = &err.field {
+            if let Some(key) = dialect_key(route, field) {
+                err.field = Some(key);
+            }
+        }
+        if err.kind == ErrorKind::Validation && err.detail.is_empty() {
+            err.detail = "invalid".into();
+        }
+        tracing::Span::current().record("error", err.kind.name());
+        dialect::errors::render(dialect, &err, &self.public_url)
+    }
+
+    /// Renders an error for a request that never reached a route (deadline, panic), in the
+    /// dialect its path speaks.
+    pub fn error_for_path(&self, path: &str, err: CanonicalError) -> HttpResponse {
+        match self.dialects.detect(path) {
+            Some((dialect, _, _)) => dialect::errors::render(dialect, &err, &self.public_url),
+            None => plain(
+                StatusCode::from_u16(match err.kind {
+                    ErrorKind::UpstreamTimeout => 504,
+                    _ => 500,
+                })
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "text/plain",
+                err.detail,
+            ),
+        }
+    }
+}
+
+/// The client-dialect key of a canonical field or parameter, through the route's request shape.
+fn dialect_key(route: &Route, field: &str) -> Option<String> {
+    route.request.as_ref()?.fields.iter().find_map(|rule| match &rule.source {
+        Source::Canonical(f) | Source::Param(f) if f == field => Some(rule.key.clone()),
+        _ => None,
+    })
+}
+
+fn plain(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, v);
+    }
+    resp
+}

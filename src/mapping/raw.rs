@@ -1,0 +1,171 @@
+//! The mapping file format as written on disk (TOML), before validation. `compile` turns
+//! these into the checked, ready-to-run forms; unknown keys are rejected here already.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDialect {
+    pub dialect: String,
+    pub base_paths: Vec<String>,
+    pub auth: RawAuth,
+    pub pagination: RawPagination,
+    pub errors: RawErrors,
+    #[serde(default)]
+    pub values: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    pub operations: Vec<RawOperation>,
+    #[serde(default)]
+    pub shapes: BTreeMap<String, RawShape>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    pub accept: Vec<String>,
+    pub emit: RawEmit,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmit {
+    pub header: String,
+    pub value: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPagination {
+    pub page_param: String,
+    pub size_param: String,
+    #[serde(default)]
+    pub since_param: Option<String>,
+    pub default_size: u64,
+    pub max_size: u64,
+    #[serde(default)]
+    pub total_header: Option<String>,
+    pub link_order: Vec<String>,
+    pub link_separator: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawErrors {
+    pub content_type: String,
+    pub body: toml::Value,
+    #[serde(default)]
+    pub validation_body: Option<toml::Value>,
+    pub codes: RawCodes,
+    pub kinds: BTreeMap<String, RawErrorKind>,
+    #[serde(default)]
+    pub decode: Vec<RawDecode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCodes {
+    pub missing: String,
+    pub invalid: String,
+    pub conflict: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawErrorKind {
+    pub status: u16,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDecode {
+    pub status: u16,
+    pub kind: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message_contains: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOperation {
+    pub op: String,
+    pub method: String,
+    pub path: String,
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub false_status: Option<u16>,
+    #[serde(default)]
+    pub request: Option<String>,
+    #[serde(default)]
+    pub response: Option<String>,
+    #[serde(default)]
+    pub body: Option<toml::Value>,
+    #[serde(default)]
+    pub paging: Option<String>,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub location: Option<String>,
+    #[serde(default)]
+    pub forbidden_as: Option<String>,
+    #[serde(default)]
+    pub resolve: BTreeMap<String, String>,
+    #[serde(default)]
+    pub complete_with: Option<String>,
+    #[serde(default)]
+    pub enrich: BTreeMap<String, String>,
+    #[serde(default)]
+    pub inbound_only: bool,
+    #[serde(default)]
+    pub require: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShape {
+    pub entity: String,
+    #[serde(default)]
+    pub include: Option<String>,
+    pub fields: Vec<RawField>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawField {
+    pub key: String,
+    #[serde(default)]
+    pub canonical: Option<String>,
+    #[serde(default)]
+    pub param: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(rename = "const", default)]
+    pub constant: Option<toml::Value>,
+    #[serde(default)]
+    pub compute: Option<String>,
+    /// A JSONPath to read the field from, or `false` for a field that is only written.
+    #[serde(default)]
+    pub read: Option<toml::Value>,
+    #[serde(default = "yes")]
+    pub write: bool,
+    #[serde(default)]
+    pub default: Option<toml::Value>,
+    #[serde(default)]
+    pub values: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub max_len: Option<usize>,
+    #[serde(default)]
+    pub shape: Option<String>,
+    #[serde(rename = "as", default)]
+    pub as_type: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}

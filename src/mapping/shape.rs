@@ -1,0 +1,352 @@
+//! Compiled field maps ("shapes") and the two directions they run in: canonical → dialect JSON
+//! (encode) and dialect JSON → canonical (decode). Built once at load time; the request path
+//! only walks these vectors.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+use super::template::Template;
+use crate::canonical::schema::coerce;
+use crate::canonical::{CanonicalError, Entity, FieldType, Object, Params, ValidationCode};
+
+#[derive(Debug)]
+pub struct Shape {
+    pub name: String,
+    pub entity: Entity,
+    pub fields: Vec<FieldRule>,
+}
+
+#[derive(Debug)]
+pub struct FieldRule {
+    /// Dotted location in the dialect's JSON, as written in the mapping file.
+    pub key: String,
+    pub path: Vec<String>,
+    pub source: Source,
+    pub read: Option<ReadPath>,
+    pub write: bool,
+    pub default: Option<Value>,
+    pub values: Option<Arc<ValueMap>>,
+    pub required: bool,
+    pub max_len: Option<usize>,
+    pub nested: Option<Arc<Shape>>,
+    pub as_string: bool,
+    pub canonical_type: Option<FieldType>,
+}
+
+#[derive(Debug)]
+pub enum Source {
+    Canonical(String),
+    Param(String),
+    Url(Template),
+    Const(Value),
+    Compute(Compute),
+}
+
+#[derive(Debug)]
+pub enum Compute {
+    /// GitHub's legacy global node id: base64("0<len>:<Type><id>").
+    GithubNodeId(String),
+}
+
+#[derive(Debug)]
+pub enum ReadPath {
+    /// `$.a.b`: walked directly, no JSONPath engine needed on the hot path.
+    Simple(Vec<String>),
+    Query(Box<JpQuery>),
+}
+
+/// A two-way table of enum values: canonical value ↔ dialect value. Where two canonical values
+/// share a dialect value, reading back takes the first one listed (a declared lossy direction).
+#[derive(Debug, Default)]
+pub struct ValueMap {
+    pub name: String,
+    pub to_dialect: HashMap<String, Value>,
+    pub to_canonical: HashMap<String, String>,
+}
+
+/// Where URL templates point and which request parameters they may use.
+pub struct EncodeCtx<'a> {
+    pub api: &'a str,
+    pub web: &'a str,
+    pub params: &'a Params,
+}
+
+fn value_key(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+impl ValueMap {
+    fn to_dialect(&self, v: &Value) -> Option<Value> {
+        self.to_dialect.get(value_key(v).as_ref()).cloned()
+    }
+    fn to_canonical(&self, v: &Value) -> Option<Value> {
+        self.to_canonical
+            .get(value_key(v).as_ref())
+            .map(|s| Value::String(s.clone()))
+    }
+}
+
+impl ReadPath {
+    pub fn read<'a>(&self, json: &'a Value) -> Option<&'a Value> {
+        match self {
+            ReadPath::Simple(segments) => {
+                let mut cur = json;
+                for seg in segments {
+                    cur = cur.get(seg)?;
+                }
+                Some(cur)
+            }
+            ReadPath::Query(q) => js_path_process(q, json)
+                .ok()
+                .and_then(|found| found.into_iter().next().map(|r| r.val)),
+        }
+    }
+}
+
+fn set_path(target: &mut serde_json::Map<String, Value>, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            target.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let slot = target
+                .entry(first.clone())
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(inner) = slot {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+fn node_id(type_name: &str, id: &Value) -> Value {
+    let raw = format!("0{}:{}{}", type_name.len(), type_name, value_key(id));
+    Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
+}
+
+impl Shape {
+    /// Canonical → a response body in this dialect: every written field is present, missing
+    /// canonical values become the field's default or null.
+    pub fn encode_response(&self, obj: &Object, ctx: &EncodeCtx<'_>) -> Value {
+        let mut out = serde_json::Map::with_capacity(self.fields.len());
+        for rule in self.fields.iter().filter(|r| r.write) {
+            let value = match &rule.source {
+                Source::Canonical(field) => match obj.get(field) {
+                    Some(Value::Null) | None => rule.default.clone().unwrap_or(Value::Null),
+                    Some(v) => match (&rule.nested, v) {
+                        (Some(nested), Value::Object(inner)) => nested.encode_response(inner, ctx),
+                        _ => rule.outbound_value(v),
+                    },
+                },
+                Source::Param(p) => ctx
+                    .params
+                    .get(p)
+                    .map(|s| Value::String(s.to_string()))
+                    .or_else(|| rule.default.clone())
+                    .unwrap_or(Value::Null),
+                Source::Url(t) => Value::String(render_url(t, obj, ctx)),
+                Source::Const(v) => v.clone(),
+                Source::Compute(Compute::GithubNodeId(ty)) => match obj.get("id") {
+                    Some(id) if !id.is_null() => node_id(ty, id),
+                    _ => Value::Null,
+                },
+            };
+            set_path(&mut out, &rule.path, value);
+        }
+        Value::Object(out)
+    }
+
+    /// Canonical → a request body in this dialect: only the values the caller supplied.
+    pub fn encode_request(&self, obj: &Object, params: &Params) -> Value {
+        let mut out = serde_json::Map::new();
+        for rule in self.fields.iter().filter(|r| r.write) {
+            let value = match &rule.source {
+                Source::Canonical(field) => match obj.get(field) {
+                    Some(v) => rule.outbound_value(v),
+                    None => continue,
+                },
+                Source::Param(p) => match params.get(p) {
+                    Some(v) => Value::String(v.to_string()),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            set_path(&mut out, &rule.path, value);
+        }
+        Value::Object(out)
+    }
+
+    /// Canonical fields and parameters this shape can carry in a request.
+    pub fn writes_canonical(&self, field: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|r| r.write && matches!(&r.source, Source::Canonical(f) if f == field))
+    }
+
+    /// A dialect response body → canonical. Lenient: a missing or odd field is left out.
+    pub fn decode_response(&self, json: &Value) -> Object {
+        let mut obj = Object::new();
+        for rule in &self.fields {
+            let (Some(read), Source::Canonical(field)) = (&rule.read, &rule.source) else {
+                continue;
+            };
+            if obj.contains_key(field) {
+                continue;
+            }
+            let Some(raw) = read.read(json) else { continue };
+            let value = match (&rule.nested, raw) {
+                (Some(nested), Value::Object(_)) => Value::Object(nested.decode_response(raw)),
+                _ => match rule.inbound_value(raw) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            obj.insert(field.clone(), value);
+        }
+        obj
+    }
+
+    /// A client's request body → canonical input and parameters, checked against the rules
+    /// the mapping declares (required, maximum length, type, enum values).
+    pub fn decode_request(&self, json: &Value, params: &mut Params) -> Result<Object, CanonicalError> {
+        let mut obj = Object::new();
+        for rule in &self.fields {
+            let Some(read) = &rule.read else { continue };
+            let raw = read.read(json).filter(|v| !v.is_null());
+            let Some(raw) = raw else {
+                if rule.required {
+                    return Err(CanonicalError::validation(
+                        &rule.key,
+                        ValidationCode::Missing,
+                        format!("{} is missing", rule.key),
+                    ));
+                }
+                continue;
+            };
+            if let (Some(max), Value::String(s)) = (rule.max_len, raw) {
+                if s.chars().count() > max {
+                    return Err(CanonicalError::validation(
+                        &rule.key,
+                        ValidationCode::Invalid,
+                        format!("{} is longer than {max} characters", rule.key),
+                    ));
+                }
+            }
+            let invalid = || {
+                CanonicalError::validation(
+                    &rule.key,
+                    ValidationCode::Invalid,
+                    format!("{} has an invalid value", rule.key),
+                )
+            };
+            match &rule.source {
+                Source::Canonical(field) => {
+                    if let Some(map) = &rule.values {
+                        if map.to_canonical(raw).is_none() {
+                            return Err(invalid());
+                        }
+                    }
+                    let value = rule.inbound_value(raw).ok_or_else(invalid)?;
+                    if rule.required && value.as_str().is_some_and(str::is_empty) {
+                        return Err(CanonicalError::validation(
+                            &rule.key,
+                            ValidationCode::Missing,
+                            format!("{} is missing", rule.key),
+                        ));
+                    }
+                    obj.entry(field.clone()).or_insert(value);
+                }
+                Source::Param(p) => match raw {
+                    Value::String(s) if !s.is_empty() => params.set(p, s.clone()),
+                    Value::Number(n) => params.set(p, n.to_string()),
+                    _ if rule.required => {
+                        return Err(CanonicalError::validation(
+                            &rule.key,
+                            ValidationCode::Missing,
+                            format!("{} is missing", rule.key),
+                        ))
+                    }
+                    _ => return Err(invalid()),
+                },
+                _ => {}
+            }
+        }
+        Ok(obj)
+    }
+}
+
+impl FieldRule {
+    fn outbound_value(&self, v: &Value) -> Value {
+        let mapped = self
+            .values
+            .as_ref()
+            .and_then(|m| m.to_dialect(v))
+            .unwrap_or_else(|| v.clone());
+        match (&mapped, self.as_string) {
+            (Value::Number(n), true) => Value::String(n.to_string()),
+            _ => mapped,
+        }
+    }
+
+    fn inbound_value(&self, raw: &Value) -> Option<Value> {
+        let mapped = self.values.as_ref().and_then(|m| m.to_canonical(raw));
+        let value = mapped.unwrap_or_else(|| raw.clone());
+        match self.canonical_type {
+            Some(ty) => coerce(ty, value),
+            None => Some(value),
+        }
+    }
+}
+
+fn render_url(t: &Template, obj: &Object, ctx: &EncodeCtx<'_>) -> String {
+    t.render(|var| match var {
+        "api" => Some(Cow::Owned(ctx.api.to_string())),
+        "web" => Some(Cow::Owned(ctx.web.to_string())),
+        other => match obj.get(other) {
+            Some(Value::String(s)) => Some(Cow::Owned(encode_segment(s))),
+            Some(Value::Null) | None => ctx.params.get(other).map(|s| Cow::Owned(encode_segment(s))),
+            Some(v) => Some(Cow::Owned(v.to_string())),
+        },
+    })
+}
+
+/// Percent-encodes one path segment.
+pub fn encode_segment(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_node_id_matches_github() {
+        assert_eq!(
+            node_id("Organization", &Value::from(1)),
+            Value::String("MDEyOk9yZ2FuaXphdGlvbjE=".into())
+        );
+        assert_eq!(
+            node_id("User", &Value::from(3407303)),
+            Value::String("MDQ6VXNlcjM0MDczMDM=".into())
+        );
+    }
+}
