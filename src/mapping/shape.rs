@@ -207,6 +207,10 @@ impl Shape {
                 continue;
             }
             let Some(raw) = read.read(json) else { continue };
+            // An empty string where the dialect writes "" for "unset" reads back as unset.
+            if raw.as_str() == Some("") && rule.default.as_ref().and_then(Value::as_str) == Some("") {
+                continue;
+            }
             let value = match (&rule.nested, raw) {
                 (Some(nested), Value::Object(_)) => Value::Object(nested.decode_response(raw)),
                 _ => match rule.inbound_value(raw) {
@@ -317,7 +321,9 @@ fn render_url(t: &Template, obj: &Object, ctx: &EncodeCtx<'_>) -> String {
         "web" => Some(Cow::Owned(ctx.web.to_string())),
         other => match obj.get(other) {
             Some(Value::String(s)) => Some(Cow::Owned(encode_segment(s))),
-            Some(Value::Null) | None => ctx.params.get(other).map(|s| Cow::Owned(encode_segment(s))),
+            Some(Value::Null | Value::Object(_)) | None => {
+                ctx.params.get(other).map(|s| Cow::Owned(encode_segment(s)))
+            }
             Some(v) => Some(Cow::Owned(v.to_string())),
         },
     })
