@@ -1,0 +1,90 @@
+//! `forgebridge check`: mapping files are validated before serving, and every problem names
+//! the file, the key and the reason.
+
+use std::path::Path;
+use std::process::Command;
+
+fn mappings_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["github.toml", "gitea.toml"] {
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings").join(name), dir.path().join(name))
+            .expect("copy mapping");
+    }
+    dir
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{from:?} not in {file}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+fn check(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_forgebridge"))
+        .args(["check", "--mappings"])
+        .arg(dir)
+        .output()
+        .expect("run check");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+}
+
+#[test]
+fn shipped_mappings_pass() {
+    let dir = mappings_copy();
+    let (ok, out) = check(dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("ok: github") && out.contains("ok: gitea"), "{out}");
+}
+
+#[test]
+fn broken_jsonpath_is_named_with_file_and_key() {
+    let dir = mappings_copy();
+    edit(
+        dir.path(),
+        "github.toml",
+        r#"{ key = "is_admin", canonical = "is_admin", read = "$.role""#,
+        r#"{ key = "is_admin", canonical = "is_admin", read = "$.role[?(""#,
+    );
+    let (ok, out) = check(dir.path());
+    assert!(!ok, "check must fail: {out}");
+    assert!(out.contains("github.toml"), "{out}");
+    assert!(out.contains("shapes.membership.fields[") && out.contains("(is_admin)"), "{out}");
+    assert!(out.contains("JSONPath"), "{out}");
+}
+
+#[test]
+fn unknown_canonical_field_is_named_with_file_and_key() {
+    let dir = mappings_copy();
+    edit(dir.path(), "gitea.toml", r#"canonical = "display_name", default = """#, r#"canonical = "display_nam", default = """#);
+    let (ok, out) = check(dir.path());
+    assert!(!ok, "check must fail: {out}");
+    assert!(out.contains("gitea.toml"), "{out}");
+    assert!(out.contains("shapes.org.fields[2] (full_name)"), "{out}");
+    assert!(out.contains("unknown canonical field \"display_nam\""), "{out}");
+}
+
+#[test]
+fn colliding_routes_and_unknown_operations_are_refused() {
+    let dir = mappings_copy();
+    edit(dir.path(), "gitea.toml", r#"path = "/admin/orgs""#, r#"path = "/orgs""#);
+    edit(dir.path(), "github.toml", r#"op = "org.get""#, r#"op = "org.fetch""#);
+    let (ok, out) = check(dir.path());
+    assert!(!ok, "check must fail: {out}");
+    assert!(out.contains("gitea.toml") && out.contains("collides"), "{out}");
+    assert!(out.contains("github.toml") && out.contains("unknown canonical operation \"org.fetch\""), "{out}");
+}
+
+#[test]
+fn serve_refuses_to_start_on_broken_mappings() {
+    let dir = mappings_copy();
+    edit(dir.path(), "gitea.toml", r#"entity = "organization""#, r#"entity = "organisation""#);
+    let out = Command::new(env!("CARGO_BIN_EXE_forgebridge"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--mappings"])
+        .arg(dir.path())
+        .output()
+        .expect("run serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gitea.toml") && err.contains("unknown canonical entity"), "{err}");
+}
