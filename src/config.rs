@@ -59,13 +59,16 @@ pub struct Overrides {
 
 impl Settings {
     pub fn load(overrides: &Overrides) -> anyhow::Result<Settings> {
-        let mut builder = config::Config::builder()
-            .add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
         if let Some(path) = &overrides.config_file {
             if !path.exists() {
                 anyhow::bail!("config file {} does not exist", path.display());
             }
-            builder = builder.add_source(config::File::from(path.clone()).format(config::FileFormat::Toml));
+            builder = builder
+                .add_source(config::File::from(path.clone()).format(config::FileFormat::Toml));
         }
         builder = builder.add_source(
             config::Environment::with_prefix("FORGEBRIDGE")
@@ -83,7 +86,10 @@ impl Settings {
 
     fn validate(&self) -> anyhow::Result<()> {
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            anyhow::bail!("server.listen: {:?} is not an address such as 127.0.0.1:8080", self.server.listen);
+            anyhow::bail!(
+                "server.listen: {:?} is not an address such as 127.0.0.1:8080",
+                self.server.listen
+            );
         }
         if !self.server.public_url.is_empty() {
             let u = url::Url::parse(&self.server.public_url)
@@ -99,8 +105,12 @@ impl Settings {
             anyhow::bail!("log.format must be text or json, not {:?}", self.log.format);
         }
         if !self.is_reference() {
-            url::Url::parse(&self.upstream.url)
-                .map_err(|e| anyhow::anyhow!("upstream.url: {:?} is neither \"reference\" nor a URL: {e}", self.upstream.url))?;
+            url::Url::parse(&self.upstream.url).map_err(|e| {
+                anyhow::anyhow!(
+                    "upstream.url: {:?} is neither \"reference\" nor a URL: {e}",
+                    self.upstream.url
+                )
+            })?;
         }
         Ok(())
     }

@@ -50,19 +50,31 @@ impl Gateway {
         let query: Vec<(String, String)> = req
             .uri()
             .query()
-            .map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+            .map(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let (route, params) = match dialect.match_route(req.method(), rest) {
             RouteLookup::Found(route, params) => (route, params),
             RouteLookup::MethodNotAllowed | RouteLookup::NotFound => {
-                let err = CanonicalError::not_found(format!("no {} route for {} {rest}", dialect.name, req.method()));
+                let err = CanonicalError::not_found(format!(
+                    "no {} route for {} {rest}",
+                    dialect.name,
+                    req.method()
+                ));
                 return dialect::errors::render(dialect, &err, &self.public_url);
             }
         };
         span.record("operation", route.op.name());
         let api = format!("{}{}", self.public_url, base);
         let this = format!("{}{}", self.public_url, path);
-        let urls = PublicUrls { web: &self.public_url, api: &api, this: &this };
+        let urls = PublicUrls {
+            web: &self.public_url,
+            api: &api,
+            this: &this,
+        };
 
         // Phase: authenticate and decode, within the body limit.
         let (parts, body) = req.into_parts();
@@ -91,7 +103,11 @@ impl Gateway {
         };
         if let (Some(field), Outcome::Entity(obj)) = (&route.require, &outcome) {
             if obj.get(field) != Some(&Value::Bool(true)) {
-                return self.fail(dialect, route, CanonicalError::not_found("not a member of the organization"));
+                return self.fail(
+                    dialect,
+                    route,
+                    CanonicalError::not_found("not a member of the organization"),
+                );
             }
         }
 
@@ -101,7 +117,10 @@ impl Gateway {
         shown.paging = paging;
         let mut resp = dialect::encode(dialect, route, &shown, outcome, &urls, &query);
         if dialect.name == "github" {
-            resp.headers_mut().insert("x-github-media-type", HeaderValue::from_static("github.v3; format=json"));
+            resp.headers_mut().insert(
+                "x-github-media-type",
+                HeaderValue::from_static("github.v3; format=json"),
+            );
         }
         resp
     }
@@ -152,10 +171,15 @@ impl Gateway {
 
 /// The client-dialect key of a canonical field or parameter, through the route's request shape.
 fn dialect_key(route: &Route, field: &str) -> Option<String> {
-    route.request.as_ref()?.fields.iter().find_map(|rule| match &rule.source {
-        Source::Canonical(f) | Source::Param(f) if f == field => Some(rule.key.clone()),
-        _ => None,
-    })
+    route
+        .request
+        .as_ref()?
+        .fields
+        .iter()
+        .find_map(|rule| match &rule.source {
+            Source::Canonical(f) | Source::Param(f) if f == field => Some(rule.key.clone()),
+            _ => None,
+        })
 }
 
 fn plain(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {

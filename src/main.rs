@@ -14,7 +14,11 @@ use forgebridge::gateway::Gateway;
 use forgebridge::mapping::Dialects;
 
 #[derive(Parser)]
-#[command(name = "forgebridge", version, about = "A translating reverse proxy for forge Organizations APIs")]
+#[command(
+    name = "forgebridge",
+    version,
+    about = "A translating reverse proxy for forge Organizations APIs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -102,9 +106,15 @@ impl ServeArgs {
 fn init_logging(settings: &Settings) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log.format == "json" {
-        builder.json().flatten_event(true).with_current_span(true).init();
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
     } else {
         builder.init();
     }
@@ -134,7 +144,10 @@ fn check(args: &CommonArgs) -> ExitCode {
                 println!("ok: {} ({}): {} routes", d.name, d.file, d.routes.len());
             }
             if !settings.is_reference() && dialects.get(&settings.upstream.dialect).is_none() {
-                eprintln!("error: upstream.dialect: no mapping file for {:?}", settings.upstream.dialect);
+                eprintln!(
+                    "error: upstream.dialect: no mapping file for {:?}",
+                    settings.upstream.dialect
+                );
                 return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
@@ -149,7 +162,8 @@ fn check(args: &CommonArgs) -> ExitCode {
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.overrides())?;
     init_logging(&settings);
-    let dialects = load_dialects(&settings).map_err(|m| anyhow::anyhow!("mapping files are invalid:\n{m}"))?;
+    let dialects =
+        load_dialects(&settings).map_err(|m| anyhow::anyhow!("mapping files are invalid:\n{m}"))?;
     let public_url = settings.public_url();
     let backend: Arc<dyn Backend> = if settings.is_reference() {
         let forge = ReferenceForge::new(&public_url, &settings.reference.token);
@@ -160,7 +174,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     } else {
         let dialect = dialects
             .get(&settings.upstream.dialect)
-            .ok_or_else(|| anyhow::anyhow!("upstream.dialect: no mapping file for {:?}", settings.upstream.dialect))?
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "upstream.dialect: no mapping file for {:?}",
+                    settings.upstream.dialect
+                )
+            })?
             .clone();
         Arc::new(UpstreamForge::new(
             dialect,
@@ -186,7 +205,13 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         public_url,
         body_limit: settings.server.body_limit_bytes,
     });
-    forgebridge::server::serve(listener, gateway, settings.request_timeout(), forgebridge::server::shutdown_signal()).await
+    forgebridge::server::serve(
+        listener,
+        gateway,
+        settings.request_timeout(),
+        forgebridge::server::shutdown_signal(),
+    )
+    .await
 }
 
 fn main() -> ExitCode {

@@ -7,8 +7,13 @@ use std::process::Command;
 fn mappings_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in ["github.toml", "gitea.toml"] {
-        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings").join(name), dir.path().join(name))
-            .expect("copy mapping");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("mappings")
+                .join(name),
+            dir.path().join(name),
+        )
+        .expect("copy mapping");
     }
     dir
 }
@@ -26,7 +31,10 @@ fn check(dir: &Path) -> (bool, String) {
         .arg(dir)
         .output()
         .expect("run check");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout))
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
+    )
 }
 
 #[test]
@@ -34,7 +42,10 @@ fn shipped_mappings_pass() {
     let dir = mappings_copy();
     let (ok, out) = check(dir.path());
     assert!(ok, "{out}");
-    assert!(out.contains("ok: github") && out.contains("ok: gitea"), "{out}");
+    assert!(
+        out.contains("ok: github") && out.contains("ok: gitea"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -49,36 +60,68 @@ fn broken_jsonpath_is_named_with_file_and_key() {
     let (ok, out) = check(dir.path());
     assert!(!ok, "check must fail: {out}");
     assert!(out.contains("github.toml"), "{out}");
-    assert!(out.contains("shapes.membership.fields[") && out.contains("(is_admin)"), "{out}");
+    assert!(
+        out.contains("shapes.membership.fields[") && out.contains("(is_admin)"),
+        "{out}"
+    );
     assert!(out.contains("JSONPath"), "{out}");
 }
 
 #[test]
 fn unknown_canonical_field_is_named_with_file_and_key() {
     let dir = mappings_copy();
-    edit(dir.path(), "gitea.toml", r#"canonical = "display_name", default = """#, r#"canonical = "display_nam", default = """#);
+    edit(
+        dir.path(),
+        "gitea.toml",
+        r#"canonical = "display_name", default = """#,
+        r#"canonical = "display_nam", default = """#,
+    );
     let (ok, out) = check(dir.path());
     assert!(!ok, "check must fail: {out}");
     assert!(out.contains("gitea.toml"), "{out}");
     assert!(out.contains("shapes.org.fields[2] (full_name)"), "{out}");
-    assert!(out.contains("unknown canonical field \"display_nam\""), "{out}");
+    assert!(
+        out.contains("unknown canonical field \"display_nam\""),
+        "{out}"
+    );
 }
 
 #[test]
 fn colliding_routes_and_unknown_operations_are_refused() {
     let dir = mappings_copy();
-    edit(dir.path(), "gitea.toml", r#"path = "/admin/orgs""#, r#"path = "/orgs""#);
-    edit(dir.path(), "github.toml", r#"op = "org.get""#, r#"op = "org.fetch""#);
+    edit(
+        dir.path(),
+        "gitea.toml",
+        r#"path = "/admin/orgs""#,
+        r#"path = "/orgs""#,
+    );
+    edit(
+        dir.path(),
+        "github.toml",
+        r#"op = "org.get""#,
+        r#"op = "org.fetch""#,
+    );
     let (ok, out) = check(dir.path());
     assert!(!ok, "check must fail: {out}");
-    assert!(out.contains("gitea.toml") && out.contains("collides"), "{out}");
-    assert!(out.contains("github.toml") && out.contains("unknown canonical operation \"org.fetch\""), "{out}");
+    assert!(
+        out.contains("gitea.toml") && out.contains("collides"),
+        "{out}"
+    );
+    assert!(
+        out.contains("github.toml") && out.contains("unknown canonical operation \"org.fetch\""),
+        "{out}"
+    );
 }
 
 #[test]
 fn serve_refuses_to_start_on_broken_mappings() {
     let dir = mappings_copy();
-    edit(dir.path(), "gitea.toml", r#"entity = "organization""#, r#"entity = "organisation""#);
+    edit(
+        dir.path(),
+        "gitea.toml",
+        r#"entity = "organization""#,
+        r#"entity = "organisation""#,
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_forgebridge"))
         .args(["serve", "--listen", "127.0.0.1:0", "--mappings"])
         .arg(dir.path())
@@ -86,5 +129,8 @@ fn serve_refuses_to_start_on_broken_mappings() {
         .expect("run serve");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("gitea.toml") && err.contains("unknown canonical entity"), "{err}");
+    assert!(
+        err.contains("gitea.toml") && err.contains("unknown canonical entity"),
+        "{err}"
+    );
 }

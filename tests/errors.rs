@@ -25,13 +25,23 @@ fn assert_gitea_error(r: &common::Reply, status: u16) {
     assert_eq!(r.status, status, "{}", r.text);
     let body = r.json();
     assert!(body["message"].is_string(), "{body}");
-    assert!(body["url"].as_str().unwrap_or_default().ends_with("/api/swagger"), "{body}");
+    assert!(
+        body["url"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("/api/swagger"),
+        "{body}"
+    );
 }
 
 #[test]
 fn github_client_errors_over_gitea_upstream() {
     let upstream = Instance::reference();
-    let proxy = Instance::proxy(&upstream.url, "gitea", &[("FORGEBRIDGE__SERVER__BODY_LIMIT_BYTES", "2048")]);
+    let proxy = Instance::proxy(
+        &upstream.url,
+        "gitea",
+        &[("FORGEBRIDGE__SERVER__BODY_LIMIT_BYTES", "2048")],
+    );
     let gh = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
     let before = snapshot(&upstream);
 
@@ -39,7 +49,10 @@ fn github_client_errors_over_gitea_upstream() {
     assert_github_error(&r, 404);
     assert_eq!(r.json()["message"], "Not Found");
 
-    let r = gh.post("/admin/organizations", json!({"login": "acme", "admin": "alice"}));
+    let r = gh.post(
+        "/admin/organizations",
+        json!({"login": "acme", "admin": "alice"}),
+    );
     assert_github_error(&r, 422);
     let body = r.json();
     assert_eq!(body["message"], "Validation Failed");
@@ -62,13 +75,21 @@ fn github_client_errors_over_gitea_upstream() {
     let r = Client::new(format!("{}/api/v3", proxy.url), Some("wrong-token")).get("/orgs/acme");
     assert_github_error(&r, 401);
 
-    assert_eq!(snapshot(&upstream), before, "errors must leave the upstream unchanged");
+    assert_eq!(
+        snapshot(&upstream),
+        before,
+        "errors must leave the upstream unchanged"
+    );
 }
 
 #[test]
 fn gitea_client_errors_over_github_upstream() {
     let upstream = Instance::reference();
-    let proxy = Instance::proxy(&format!("{}/api/v3", upstream.url), "github", &[("FORGEBRIDGE__SERVER__BODY_LIMIT_BYTES", "2048")]);
+    let proxy = Instance::proxy(
+        &format!("{}/api/v3", upstream.url),
+        "github",
+        &[("FORGEBRIDGE__SERVER__BODY_LIMIT_BYTES", "2048")],
+    );
     let gitea = Client::new(format!("{}/api/v1", proxy.url), Some(ADMIN_TOKEN));
     let before = snapshot(&upstream);
 
@@ -77,25 +98,46 @@ fn gitea_client_errors_over_github_upstream() {
 
     let r = gitea.post("/orgs", json!({"username": "acme"}));
     assert_gitea_error(&r, 422);
-    assert!(r.json()["message"].as_str().unwrap_or_default().contains("acme"), "{}", r.text);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("acme"),
+        "{}",
+        r.text
+    );
 
     let r = gitea.post("/orgs/acme/rename", json!({"new_name": "hidden"}));
     assert_gitea_error(&r, 422);
 
     let r = gitea.post("/orgs", json!({"full_name": "No name"}));
     assert_gitea_error(&r, 422);
-    assert!(r.json()["message"].as_str().unwrap_or_default().contains("username"), "{}", r.text);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("username"),
+        "{}",
+        r.text
+    );
 
     let r = gitea.raw("POST", "/orgs", b"{not json");
     assert_gitea_error(&r, 422);
 
-    let r = gitea.post("/orgs", json!({"username": "big", "description": "x".repeat(5000)}));
+    let r = gitea.post(
+        "/orgs",
+        json!({"username": "big", "description": "x".repeat(5000)}),
+    );
     assert_gitea_error(&r, 413);
 
     let r = gitea.patch("/orgs/acme", json!({"visibility": "sideways"}));
     assert_gitea_error(&r, 422);
 
-    assert_eq!(snapshot(&upstream), before, "errors must leave the upstream unchanged");
+    assert_eq!(
+        snapshot(&upstream),
+        before,
+        "errors must leave the upstream unchanged"
+    );
 }
 
 #[test]
@@ -104,10 +146,15 @@ fn upstream_down_is_502_in_each_dialect() {
     let to_gitea = Instance::proxy(&closed, "gitea", &[]);
     let r = Client::new(format!("{}/api/v3", to_gitea.url), Some(ADMIN_TOKEN)).get("/orgs/acme");
     assert_github_error(&r, 502);
-    assert!(!r.text.contains(&closed), "the upstream's address must not leak: {}", r.text);
+    assert!(
+        !r.text.contains(&closed),
+        "the upstream's address must not leak: {}",
+        r.text
+    );
 
     let to_github = Instance::proxy(&closed, "github", &[]);
-    let r = Client::new(format!("{}/api/v1", to_github.url), Some(ADMIN_TOKEN)).post("/orgs", json!({"username": "x"}));
+    let r = Client::new(format!("{}/api/v1", to_github.url), Some(ADMIN_TOKEN))
+        .post("/orgs", json!({"username": "x"}));
     assert_gitea_error(&r, 502);
 }
 
@@ -147,9 +194,16 @@ fn unknown_routes_and_tokens_never_echoed() {
     let upstream = Instance::reference();
     let gh = Client::new(format!("{}/api/v3", upstream.url), Some(ADMIN_TOKEN));
     assert_github_error(&gh.get("/orgs/acme/no-such-thing"), 404);
-    let r = Client::new(format!("{}/api/v1", upstream.url), None).get("/orgs/acme?token=not-a-real-token");
+    let r = Client::new(format!("{}/api/v1", upstream.url), None)
+        .get("/orgs/acme?token=not-a-real-token");
     assert_gitea_error(&r, 401);
     assert!(!r.text.contains("not-a-real-token"));
-    assert!(!upstream.log_text().contains("not-a-real-token"), "tokens must not be logged");
-    assert!(!upstream.log_text().contains(ADMIN_TOKEN), "tokens must not be logged");
+    assert!(
+        !upstream.log_text().contains("not-a-real-token"),
+        "tokens must not be logged"
+    );
+    assert!(
+        !upstream.log_text().contains(ADMIN_TOKEN),
+        "tokens must not be logged"
+    );
 }

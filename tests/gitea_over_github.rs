@@ -26,8 +26,17 @@ fn github_on_upstream(s: &Setup) -> Client {
 }
 
 const ORG_KEYS: &[&str] = &[
-    "id", "name", "full_name", "email", "avatar_url", "description", "website", "location",
-    "visibility", "repo_admin_change_team_access", "username",
+    "id",
+    "name",
+    "full_name",
+    "email",
+    "avatar_url",
+    "description",
+    "website",
+    "location",
+    "visibility",
+    "repo_admin_change_team_access",
+    "username",
 ];
 
 fn assert_gitea_org(org: &Value, proxy: &str) {
@@ -36,7 +45,10 @@ fn assert_gitea_org(org: &Value, proxy: &str) {
     }
     assert_eq!(org["name"], org["username"]);
     let avatar = org["avatar_url"].as_str().unwrap_or_default();
-    assert!(avatar.starts_with(proxy), "avatar {avatar} must point at the proxy");
+    assert!(
+        avatar.starts_with(proxy),
+        "avatar {avatar} must point at the proxy"
+    );
 }
 
 #[test]
@@ -62,7 +74,9 @@ fn create_runs_the_declared_plan_and_every_field_lands() {
     assert_eq!(upstream["blog"], "https://bakery.example");
     assert_eq!(upstream["location"], "Lyon");
     assert_eq!(upstream["email"], "hi@bakery.example");
-    let membership = github_on_upstream(&s).get("/orgs/bakery/memberships/admin").json();
+    let membership = github_on_upstream(&s)
+        .get("/orgs/bakery/memberships/admin")
+        .json();
     assert_eq!(membership["role"], "admin");
     // A user who is not a site admin cannot create through GitHub's API: refused, nothing made.
     let refused = gitea(&s, "alice-token").post("/orgs", json!({"username": "alices"}));
@@ -74,15 +88,24 @@ fn create_runs_the_declared_plan_and_every_field_lands() {
 fn admin_create_for_a_user() {
     let s = setup();
     let admin = gitea(&s, ADMIN_TOKEN);
-    let created = admin.post("/admin/users/bob/orgs", json!({"username": "bobs-shop", "full_name": "Bob's"}));
+    let created = admin.post(
+        "/admin/users/bob/orgs",
+        json!({"username": "bobs-shop", "full_name": "Bob's"}),
+    );
     assert_eq!(created.status, 201, "{}", created.text);
     let perms = admin.get("/users/bob/orgs/bobs-shop/permissions");
     assert_eq!(perms.status, 200, "{}", perms.text);
     assert_eq!(perms.json()["is_owner"], true);
     assert_eq!(perms.json()["can_read"], true);
     // A non-admin may not create for someone else, and nothing is created.
-    let refused = gitea(&s, "carol-token").post("/admin/users/carol/orgs", json!({"username": "carols"}));
-    assert!(refused.status == 403 || refused.status == 404, "{} {}", refused.status, refused.text);
+    let refused =
+        gitea(&s, "carol-token").post("/admin/users/carol/orgs", json!({"username": "carols"}));
+    assert!(
+        refused.status == 403 || refused.status == 404,
+        "{} {}",
+        refused.status,
+        refused.text
+    );
     assert!(!org_logins(&s.upstream).contains(&"carols".to_string()));
 }
 
@@ -93,10 +116,16 @@ fn a_failed_second_step_is_rolled_back() {
     // Gitea allows 255 characters of description, GitHub 160: the admin create succeeds
     // upstream, the follow-up update is refused, and the create must be undone.
     let long = "x".repeat(200);
-    let r = gitea(&s, ADMIN_TOKEN).post("/orgs", json!({"username": "halfdone", "description": long}));
+    let r = gitea(&s, ADMIN_TOKEN).post(
+        "/orgs",
+        json!({"username": "halfdone", "description": long}),
+    );
     assert_eq!(r.status, 422, "{}", r.text);
     let msg = r.json()["message"].as_str().unwrap_or_default().to_string();
-    assert!(msg.contains("deleted again"), "the answer says what happened: {msg}");
+    assert!(
+        msg.contains("deleted again"),
+        "the answer says what happened: {msg}"
+    );
     assert_eq!(snapshot(&s.upstream), before, "nothing may be left behind");
 }
 
@@ -104,12 +133,19 @@ fn a_failed_second_step_is_rolled_back() {
 fn fields_github_cannot_store_are_refused_before_any_write() {
     let s = setup();
     let before = snapshot(&s.upstream);
-    let r = gitea(&s, ADMIN_TOKEN).post("/orgs", json!({"username": "secret", "visibility": "private"}));
+    let r = gitea(&s, ADMIN_TOKEN).post(
+        "/orgs",
+        json!({"username": "secret", "visibility": "private"}),
+    );
     assert_eq!(r.status, 422, "{}", r.text);
-    assert!(r.json()["message"].as_str().unwrap_or_default().contains("visibility"));
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("visibility"));
     assert_eq!(snapshot(&s.upstream), before);
     // The default value is no loss and passes.
-    let ok = gitea(&s, ADMIN_TOKEN).post("/orgs", json!({"username": "open", "visibility": "public"}));
+    let ok =
+        gitea(&s, ADMIN_TOKEN).post("/orgs", json!({"username": "open", "visibility": "public"}));
     assert_eq!(ok.status, 201, "{}", ok.text);
 }
 
@@ -117,10 +153,16 @@ fn fields_github_cannot_store_are_refused_before_any_write() {
 fn edit_rename_and_delete() {
     let s = setup();
     let alice = gitea(&s, "alice-token");
-    let edited = alice.patch("/orgs/acme", json!({"full_name": "ACME Corp", "location": "Mars"}));
+    let edited = alice.patch(
+        "/orgs/acme",
+        json!({"full_name": "ACME Corp", "location": "Mars"}),
+    );
     assert_eq!(edited.status, 200, "{}", edited.text);
     assert_eq!(edited.json()["full_name"], "ACME Corp");
-    assert_eq!(github_on_upstream(&s).get("/orgs/acme").json()["location"], "Mars");
+    assert_eq!(
+        github_on_upstream(&s).get("/orgs/acme").json()["location"],
+        "Mars"
+    );
 
     let renamed = alice.post("/orgs/acme/rename", json!({"new_name": "acme-corp"}));
     assert_eq!(renamed.status, 204, "{}", renamed.text);
@@ -142,7 +184,10 @@ fn page_and_limit_over_a_since_cursor_with_totals() {
     let admin = gitea(&s, ADMIN_TOKEN);
     let gh = github_on_upstream(&s);
     for i in 0..12 {
-        let r = gh.post("/admin/organizations", json!({"login": format!("shop-{i:02}"), "admin": "admin"}));
+        let r = gh.post(
+            "/admin/organizations",
+            json!({"login": format!("shop-{i:02}"), "admin": "admin"}),
+        );
         assert_eq!(r.status, 201, "{}", r.text);
     }
     let page2 = admin.get("/orgs?page=2&limit=5");
@@ -182,7 +227,14 @@ fn caller_orgs_members_public_members_permissions_feed() {
     assert_eq!(alice.get("/orgs/acme/members/bob").status, 204);
     assert_eq!(alice.get("/orgs/acme/members/carol").status, 404);
 
-    assert_eq!(alice.get("/orgs/acme/public_members").json().as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        alice
+            .get("/orgs/acme/public_members")
+            .json()
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
     let bob = alice.as_user("bob-token");
     assert_eq!(bob.put_empty("/orgs/acme/public_members/bob").status, 204);
     assert_eq!(alice.get("/orgs/acme/public_members/bob").status, 204);
@@ -191,7 +243,10 @@ fn caller_orgs_members_public_members_permissions_feed() {
 
     let perms = alice.get("/users/bob/orgs/acme/permissions");
     assert_eq!(perms.status, 200, "{}", perms.text);
-    assert_eq!(perms.json(), json!({"is_owner": false, "is_admin": false, "can_write": false, "can_read": true, "can_create_repository": true}));
+    assert_eq!(
+        perms.json(),
+        json!({"is_owner": false, "is_admin": false, "can_write": false, "can_read": true, "can_create_repository": true})
+    );
 
     assert_eq!(alice.delete("/orgs/acme/members/bob").status, 204);
     assert_eq!(alice.get("/orgs/acme/members/bob").status, 404);
@@ -200,5 +255,11 @@ fn caller_orgs_members_public_members_permissions_feed() {
     assert_eq!(feed.status, 200, "{}", feed.text);
     let first = &feed.json()[0];
     assert_eq!(first["act_user"]["login"], "alice");
-    assert!(first["content"].as_str().unwrap_or_default().contains("bob"), "{first}");
+    assert!(
+        first["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bob"),
+        "{first}"
+    );
 }

@@ -135,7 +135,9 @@ fn valid_login(login: &str) -> bool {
     let special = |b: u8| matches!(b, b'-' | b'_' | b'.');
     !bytes.is_empty()
         && bytes.len() <= 255
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || special(*b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || special(*b))
         && bytes[0].is_ascii_alphanumeric()
         && bytes[bytes.len() - 1].is_ascii_alphanumeric()
         && !bytes.windows(2).any(|w| special(w[0]) && special(w[1]))
@@ -166,9 +168,16 @@ impl State {
     fn caller(&self, credential: Option<&Credential>) -> Result<Caller, CanonicalError> {
         match credential {
             None => Ok(Caller::Anonymous),
-            Some(c) => match self.tokens.get(c.secret()).and_then(|id| self.users.get(id)) {
+            Some(c) => match self
+                .tokens
+                .get(c.secret())
+                .and_then(|id| self.users.get(id))
+            {
                 Some(u) => Ok(Caller::User(u.id, u.site_admin)),
-                None => Err(CanonicalError::new(ErrorKind::BadCredentials, "bad credentials")),
+                None => Err(CanonicalError::new(
+                    ErrorKind::BadCredentials,
+                    "bad credentials",
+                )),
             },
         }
     }
@@ -179,7 +188,10 @@ impl State {
             .values()
             .filter(|o| Some(o.id) != except)
             .any(|o| o.login.to_ascii_lowercase() == lower)
-            || self.users.values().any(|u| u.login.to_ascii_lowercase() == lower)
+            || self
+                .users
+                .values()
+                .any(|u| u.login.to_ascii_lowercase() == lower)
     }
 
     fn org_id(&self, login: &str) -> Option<u64> {
@@ -226,7 +238,10 @@ impl State {
         if owner || caller.is_admin() {
             Ok(id)
         } else {
-            Err(CanonicalError::new(ErrorKind::Forbidden, "must be an owner of the organization"))
+            Err(CanonicalError::new(
+                ErrorKind::Forbidden,
+                "must be an owner of the organization",
+            ))
         }
     }
 
@@ -244,11 +259,15 @@ impl State {
         obj.insert("id".into(), Value::from(org.id));
         obj.insert("login".into(), Value::from(org.login.clone()));
         obj.insert("visibility".into(), Value::from(org.visibility.clone()));
-        obj.insert("avatar_url".into(), Value::from(format!("{public_url}/avatars/{}", org.id)));
+        obj.insert(
+            "avatar_url".into(),
+            Value::from(format!("{public_url}/avatars/{}", org.id)),
+        );
         obj.insert("created_at".into(), Value::from(org.created_at.clone()));
         obj.insert("updated_at".into(), Value::from(org.updated_at.clone()));
         obj.insert("public_repos".into(), Value::from(0));
-        obj.entry("repo_admin_change_team_access").or_insert(Value::Bool(false));
+        obj.entry("repo_admin_change_team_access")
+            .or_insert(Value::Bool(false));
         obj
     }
 
@@ -261,7 +280,10 @@ impl State {
         obj.insert("login".into(), Value::from(u.login.clone()));
         obj.insert("display_name".into(), Value::from(u.display_name.clone()));
         obj.insert("email".into(), Value::from(u.email.clone()));
-        obj.insert("avatar_url".into(), Value::from(format!("{public_url}/avatars/{}", u.id)));
+        obj.insert(
+            "avatar_url".into(),
+            Value::from(format!("{public_url}/avatars/{}", u.id)),
+        );
         obj.insert("site_admin".into(), Value::Bool(u.site_admin));
         obj.insert("created_at".into(), Value::from(u.created_at.clone()));
         obj
@@ -277,8 +299,14 @@ impl State {
         obj.insert("can_write".into(), Value::Bool(owner));
         obj.insert("can_read".into(), Value::Bool(member));
         obj.insert("can_create_repository".into(), Value::Bool(member));
-        obj.insert("organization".into(), Value::Object(self.org_object(org, public_url)));
-        obj.insert("user".into(), Value::Object(self.user_object(user, public_url)));
+        obj.insert(
+            "organization".into(),
+            Value::Object(self.org_object(org, public_url)),
+        );
+        obj.insert(
+            "user".into(),
+            Value::Object(self.user_object(user, public_url)),
+        );
         obj
     }
 
@@ -299,17 +327,28 @@ impl State {
         self.next_id
     }
 
-    fn add_user(&mut self, login: &str, email: Option<&str>, display_name: Option<&str>, site_admin: bool) -> Result<u64, CanonicalError> {
+    fn add_user(
+        &mut self,
+        login: &str,
+        email: Option<&str>,
+        display_name: Option<&str>,
+        site_admin: bool,
+    ) -> Result<u64, CanonicalError> {
         if !valid_login(login) {
-            return Err(CanonicalError::validation("login", ValidationCode::Invalid, format!("{login:?} is not a valid login")).with_resource("User"));
+            return Err(CanonicalError::validation(
+                "login",
+                ValidationCode::Invalid,
+                format!("{login:?} is not a valid login"),
+            )
+            .with_resource("User"));
         }
         if self.login_taken(login, None) {
             return Err(CanonicalError::conflict("login", login).with_resource("User"));
         }
         let id = self.next_id();
-        let email = email
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}@noreply.forgebridge.invalid", login.to_ascii_lowercase()));
+        let email = email.map(str::to_string).unwrap_or_else(|| {
+            format!("{}@noreply.forgebridge.invalid", login.to_ascii_lowercase())
+        });
         self.users.insert(
             id,
             User {
@@ -324,12 +363,20 @@ impl State {
         Ok(id)
     }
 
-    fn apply_profile(profile: &mut Object, visibility: &mut String, input: &Object) -> Result<(), CanonicalError> {
+    fn apply_profile(
+        profile: &mut Object,
+        visibility: &mut String,
+        input: &Object,
+    ) -> Result<(), CanonicalError> {
         if let Some(v) = input.get("visibility") {
             match v.as_str() {
                 Some(s) if VISIBILITIES.contains(&s) => *visibility = s.to_string(),
                 _ => {
-                    return Err(CanonicalError::validation("visibility", ValidationCode::Invalid, "visibility must be public, internal or private"))
+                    return Err(CanonicalError::validation(
+                        "visibility",
+                        ValidationCode::Invalid,
+                        "visibility must be public, internal or private",
+                    ))
                 }
             }
         }
@@ -340,14 +387,18 @@ impl State {
         }
         Ok(())
     }
-
 }
 
 impl ReferenceForge {
     /// A forge with one site administrator, `admin`, whose token is `admin_token`.
     pub fn new(public_url: &str, admin_token: &str) -> Self {
         let mut state = State::default();
-        if let Ok(id) = state.add_user("admin", Some("admin@forgebridge.invalid"), Some("Site Administrator"), true) {
+        if let Ok(id) = state.add_user(
+            "admin",
+            Some("admin@forgebridge.invalid"),
+            Some("Site Administrator"),
+            true,
+        ) {
             state.tokens.insert(admin_token.to_string(), id);
         }
         ReferenceForge {
@@ -369,7 +420,12 @@ impl ReferenceForge {
         let mut st = self.lock();
         for u in &seed.users {
             let id = st
-                .add_user(&u.login, u.email.as_deref(), u.display_name.as_deref(), u.site_admin)
+                .add_user(
+                    &u.login,
+                    u.email.as_deref(),
+                    u.display_name.as_deref(),
+                    u.site_admin,
+                )
                 .map_err(|e| anyhow::anyhow!("seed user {}: {}", u.login, e.detail))?;
             if let Some(t) = &u.token {
                 st.tokens.insert(t.clone(), id);
@@ -389,13 +445,28 @@ impl ReferenceForge {
             }
             let visibility = o.visibility.clone().unwrap_or_else(|| "public".into());
             if !VISIBILITIES.contains(&visibility.as_str()) {
-                anyhow::bail!("seed org {}: visibility must be public, internal or private", o.login);
+                anyhow::bail!(
+                    "seed org {}: visibility must be public, internal or private",
+                    o.login
+                );
             }
             let t = now();
-            st.orgs.insert(id, Org { id, login: o.login.clone(), profile, visibility, created_at: t.clone(), updated_at: t });
+            st.orgs.insert(
+                id,
+                Org {
+                    id,
+                    login: o.login.clone(),
+                    profile,
+                    visibility,
+                    created_at: t.clone(),
+                    updated_at: t,
+                },
+            );
             for (list, owner) in [(&o.owners, true), (&o.members, false)] {
                 for login in list {
-                    let uid = st.user_id(login).ok_or_else(|| anyhow::anyhow!("seed org {}: unknown user {login}", o.login))?;
+                    let uid = st.user_id(login).ok_or_else(|| {
+                        anyhow::anyhow!("seed org {}: unknown user {login}", o.login)
+                    })?;
                     let public = o.public_members.contains(login);
                     st.members.insert((id, uid), Membership { owner, public });
                 }
@@ -442,7 +513,9 @@ impl ReferenceForge {
                     .members
                     .iter()
                     .filter(|((_, u), m)| *u == uid && (everything || m.public))
-                    .filter(|((o, _), _)| everything || st.orgs.get(o).is_some_and(|o| st.can_see(o, &caller)))
+                    .filter(|((o, _), _)| {
+                        everything || st.orgs.get(o).is_some_and(|o| st.can_see(o, &caller))
+                    })
                     .map(|((o, _), _)| st.org_object(*o, url))
                     .collect();
                 Ok(Outcome::List(PageOf::window(items, req.paging)))
@@ -459,34 +532,80 @@ impl ReferenceForge {
                             return Err(CanonicalError::new(ErrorKind::Forbidden, "only site administrators may create organizations for another user"));
                         }
                         st.user_id(admin).ok_or_else(|| {
-                            CanonicalError::validation("admin", ValidationCode::Invalid, format!("user {admin} does not exist"))
+                            CanonicalError::validation(
+                                "admin",
+                                ValidationCode::Invalid,
+                                format!("user {admin} does not exist"),
+                            )
                         })?
                     }
                     None => me,
                 };
-                let login = req.input.get("login").and_then(Value::as_str).unwrap_or_default().to_string();
+                let login = req
+                    .input
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 if login.is_empty() {
-                    return Err(CanonicalError::validation("login", ValidationCode::Missing, "login is missing").with_resource("Organization"));
+                    return Err(CanonicalError::validation(
+                        "login",
+                        ValidationCode::Missing,
+                        "login is missing",
+                    )
+                    .with_resource("Organization"));
                 }
                 if !valid_login(&login) {
-                    return Err(CanonicalError::validation("login", ValidationCode::Invalid, format!("{login:?} is not a valid name")).with_resource("Organization"));
+                    return Err(CanonicalError::validation(
+                        "login",
+                        ValidationCode::Invalid,
+                        format!("{login:?} is not a valid name"),
+                    )
+                    .with_resource("Organization"));
                 }
                 if st.login_taken(&login, None) {
-                    return Err(CanonicalError::conflict("login", &login).with_resource("Organization"));
+                    return Err(
+                        CanonicalError::conflict("login", &login).with_resource("Organization")
+                    );
                 }
                 let mut profile = Object::new();
                 let mut visibility = "public".to_string();
                 State::apply_profile(&mut profile, &mut visibility, &req.input)?;
                 let id = st.next_id();
                 let t = now();
-                st.orgs.insert(id, Org { id, login: login.clone(), profile, visibility, created_at: t.clone(), updated_at: t });
-                st.members.insert((id, owner), Membership { owner: true, public: false });
-                st.record("org_created", Some(me), id, format!("created organization {login}"));
+                st.orgs.insert(
+                    id,
+                    Org {
+                        id,
+                        login: login.clone(),
+                        profile,
+                        visibility,
+                        created_at: t.clone(),
+                        updated_at: t,
+                    },
+                );
+                st.members.insert(
+                    (id, owner),
+                    Membership {
+                        owner: true,
+                        public: false,
+                    },
+                );
+                st.record(
+                    "org_created",
+                    Some(me),
+                    id,
+                    format!("created organization {login}"),
+                );
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgUpdate => {
                 let id = st.managed_org(p.get("org"), &caller)?;
-                let org = st.orgs.get(&id).cloned().ok_or_else(|| CanonicalError::not_found("organization vanished"))?;
+                let org = st
+                    .orgs
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| CanonicalError::not_found("organization vanished"))?;
                 let (mut profile, mut visibility) = (org.profile.clone(), org.visibility.clone());
                 State::apply_profile(&mut profile, &mut visibility, &req.input)?;
                 if let Some(o) = st.orgs.get_mut(&id) {
@@ -494,24 +613,44 @@ impl ReferenceForge {
                     o.visibility = visibility;
                     o.updated_at = now();
                 }
-                st.record("org_updated", caller.id(), id, format!("updated organization {}", org.login));
+                st.record(
+                    "org_updated",
+                    caller.id(),
+                    id,
+                    format!("updated organization {}", org.login),
+                );
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgRename => {
                 let id = st.managed_org(p.get("org"), &caller)?;
                 let new_login = p.get("new_login").unwrap_or_default().to_string();
                 if !valid_login(&new_login) {
-                    return Err(CanonicalError::validation("new_login", ValidationCode::Invalid, format!("{new_login:?} is not a valid name")).with_resource("Organization"));
+                    return Err(CanonicalError::validation(
+                        "new_login",
+                        ValidationCode::Invalid,
+                        format!("{new_login:?} is not a valid name"),
+                    )
+                    .with_resource("Organization"));
                 }
                 if st.login_taken(&new_login, Some(id)) {
-                    return Err(CanonicalError::conflict("new_login", &new_login).with_resource("Organization"));
+                    return Err(CanonicalError::conflict("new_login", &new_login)
+                        .with_resource("Organization"));
                 }
-                let old = st.orgs.get(&id).map(|o| o.login.clone()).unwrap_or_default();
+                let old = st
+                    .orgs
+                    .get(&id)
+                    .map(|o| o.login.clone())
+                    .unwrap_or_default();
                 if let Some(o) = st.orgs.get_mut(&id) {
                     o.login = new_login.clone();
                     o.updated_at = now();
                 }
-                st.record("org_renamed", caller.id(), id, format!("renamed organization {old} to {new_login}"));
+                st.record(
+                    "org_renamed",
+                    caller.id(),
+                    id,
+                    format!("renamed organization {old} to {new_login}"),
+                );
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgDelete => {
@@ -526,7 +665,8 @@ impl ReferenceForge {
                     return Err(unauthenticated());
                 }
                 let id = st.visible_org(p.get("org"), &caller)?;
-                let all = req.op == OpKind::MemberList && (caller.is_admin() || st.member(id, caller.id()).is_some());
+                let all = req.op == OpKind::MemberList
+                    && (caller.is_admin() || st.member(id, caller.id()).is_some());
                 let items = st
                     .members
                     .iter()
@@ -540,7 +680,9 @@ impl ReferenceForge {
                     return Err(unauthenticated());
                 }
                 let id = st.visible_org(p.get("org"), &caller)?;
-                let m = st.user_id(p.get("user").unwrap_or_default()).and_then(|u| st.member(id, Some(u)));
+                let m = st
+                    .user_id(p.get("user").unwrap_or_default())
+                    .and_then(|u| st.member(id, Some(u)));
                 let yes = match req.op {
                     OpKind::MemberCheck => m.is_some(),
                     _ => m.is_some_and(|m| m.public),
@@ -551,25 +693,50 @@ impl ReferenceForge {
                 let id = st.managed_org(p.get("org"), &caller)?;
                 let uid = st.named_user(p.get("user"))?;
                 if let Some(m) = st.members.get(&(id, uid)) {
-                    let owners = st.members.iter().filter(|((o, _), m)| *o == id && m.owner).count();
+                    let owners = st
+                        .members
+                        .iter()
+                        .filter(|((o, _), m)| *o == id && m.owner)
+                        .count();
                     if m.owner && owners == 1 {
-                        return Err(CanonicalError::validation("user", ValidationCode::Invalid, "cannot remove the last owner of the organization"));
+                        return Err(CanonicalError::validation(
+                            "user",
+                            ValidationCode::Invalid,
+                            "cannot remove the last owner of the organization",
+                        ));
                     }
                     st.members.remove(&(id, uid));
                     let login = p.get("user").unwrap_or_default().to_string();
-                    st.record("member_removed", caller.id(), id, format!("removed {login}"));
+                    st.record(
+                        "member_removed",
+                        caller.id(),
+                        id,
+                        format!("removed {login}"),
+                    );
                 }
                 Ok(Outcome::Done)
             }
             OpKind::MemberSetRole => {
                 let id = st.managed_org(p.get("org"), &caller)?;
                 let uid = st.named_user(p.get("user"))?;
-                let owner = req.input.get("is_owner").and_then(Value::as_bool).unwrap_or(false);
+                let owner = req
+                    .input
+                    .get("is_owner")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
                 let existing = st.members.get(&(id, uid)).copied();
                 if existing.is_some_and(|m| m.owner) && !owner {
-                    let owners = st.members.iter().filter(|((o, _), m)| *o == id && m.owner).count();
+                    let owners = st
+                        .members
+                        .iter()
+                        .filter(|((o, _), m)| *o == id && m.owner)
+                        .count();
                     if owners == 1 {
-                        return Err(CanonicalError::validation("role", ValidationCode::Invalid, "cannot demote the last owner of the organization"));
+                        return Err(CanonicalError::validation(
+                            "role",
+                            ValidationCode::Invalid,
+                            "cannot demote the last owner of the organization",
+                        ));
                     }
                 }
                 let public = existing.is_some_and(|m| m.public);
@@ -592,7 +759,10 @@ impl ReferenceForge {
                 let uid = st.named_user(p.get("user"))?;
                 let manager = caller.is_admin() || st.member(id, Some(me)).is_some_and(|m| m.owner);
                 if uid != me && !manager {
-                    return Err(CanonicalError::new(ErrorKind::Forbidden, "cannot change another user's membership visibility"));
+                    return Err(CanonicalError::new(
+                        ErrorKind::Forbidden,
+                        "cannot change another user's membership visibility",
+                    ));
                 }
                 let public = req.op == OpKind::PublicMemberPublicize;
                 let changed = match st.members.get_mut(&(id, uid)) {
@@ -602,12 +772,19 @@ impl ReferenceForge {
                     }
                     Some(_) => false,
                     None if uid == me => {
-                        return Err(CanonicalError::new(ErrorKind::Forbidden, "must be a member of the organization"))
+                        return Err(CanonicalError::new(
+                            ErrorKind::Forbidden,
+                            "must be a member of the organization",
+                        ))
                     }
                     None => false,
                 };
                 if changed {
-                    let kind = if public { "member_publicized" } else { "member_concealed" };
+                    let kind = if public {
+                        "member_publicized"
+                    } else {
+                        "member_concealed"
+                    };
                     let login = p.get("user").unwrap_or_default().to_string();
                     st.record(kind, Some(me), id, login);
                 }
@@ -615,8 +792,14 @@ impl ReferenceForge {
             }
             OpKind::ActivityList => {
                 let id = st.visible_org(p.get("org"), &caller)?;
-                let org_login = st.orgs.get(&id).map(|o| o.login.clone()).unwrap_or_default();
-                let date = p.get("date").filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
+                let org_login = st
+                    .orgs
+                    .get(&id)
+                    .map(|o| o.login.clone())
+                    .unwrap_or_default();
+                let date = p
+                    .get("date")
+                    .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
                 let items = st
                     .events
                     .iter()
@@ -628,8 +811,14 @@ impl ReferenceForge {
                         obj.insert("kind".into(), Value::from(e.kind));
                         obj.insert("actor_id".into(), Value::from(e.actor));
                         let actor = st.users.get(&e.actor);
-                        obj.insert("actor_login".into(), Value::from(actor.map(|a| a.login.clone()).unwrap_or_default()));
-                        obj.insert("actor_avatar_url".into(), Value::from(format!("{url}/avatars/{}", e.actor)));
+                        obj.insert(
+                            "actor_login".into(),
+                            Value::from(actor.map(|a| a.login.clone()).unwrap_or_default()),
+                        );
+                        obj.insert(
+                            "actor_avatar_url".into(),
+                            Value::from(format!("{url}/avatars/{}", e.actor)),
+                        );
                         obj.insert("org_id".into(), Value::from(id));
                         obj.insert("org_login".into(), Value::from(org_login.clone()));
                         obj.insert("content".into(), Value::from(e.content.clone()));
@@ -650,9 +839,17 @@ impl ReferenceForge {
             OpKind::UserCreate => {
                 caller.id().ok_or_else(unauthenticated)?;
                 if !caller.is_admin() {
-                    return Err(CanonicalError::new(ErrorKind::Forbidden, "only site administrators may create users"));
+                    return Err(CanonicalError::new(
+                        ErrorKind::Forbidden,
+                        "only site administrators may create users",
+                    ));
                 }
-                let login = req.input.get("login").and_then(Value::as_str).unwrap_or_default().to_string();
+                let login = req
+                    .input
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let email = req.input.get("email").and_then(Value::as_str);
                 let name = req.input.get("display_name").and_then(Value::as_str);
                 let id = st.add_user(&login, email, name, false)?;
@@ -692,7 +889,9 @@ impl Backend for ReferenceForge {
 
 /// A small generated avatar: the first letter of the login on a colour derived from it.
 fn identicon(login: &str) -> String {
-    let hash = login.bytes().fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
+    let hash = login
+        .bytes()
+        .fold(5381u32, |h, b| h.wrapping_mul(33) ^ u32::from(b));
     let letter = login.chars().next().unwrap_or('?').to_ascii_uppercase();
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"120\" height=\"120\"><rect width=\"120\" height=\"120\" fill=\"hsl({},55%,45%)\"/><text x=\"60\" y=\"78\" font-size=\"56\" text-anchor=\"middle\" fill=\"#fff\" font-family=\"sans-serif\">{letter}</text></svg>",

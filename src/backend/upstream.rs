@@ -103,9 +103,9 @@ impl UpstreamForge {
         let mut any = false;
         for route in self.dialect.upstream_routes(req.op) {
             any = true;
-            let usable = route.needed_params().all(|p| {
-                req.params.get(p).is_some() || route.resolve.iter().any(|(r, _)| r == p)
-            });
+            let usable = route
+                .needed_params()
+                .all(|p| req.params.get(p).is_some() || route.resolve.iter().any(|(r, _)| r == p));
             if usable {
                 return Ok(route);
             }
@@ -135,11 +135,16 @@ impl UpstreamForge {
                     let mut sub = CanonicalRequest::new(*op);
                     sub.credential = req.credential.clone();
                     let found = match self.perform(sub).await? {
-                        Outcome::Entity(obj) => obj.get("login").and_then(Value::as_str).map(str::to_string),
+                        Outcome::Entity(obj) => {
+                            obj.get("login").and_then(Value::as_str).map(str::to_string)
+                        }
                         _ => None,
                     };
                     let value = found.ok_or_else(|| {
-                        CanonicalError::new(ErrorKind::UpstreamUnavailable, format!("could not resolve {param} from {}", op.name()))
+                        CanonicalError::new(
+                            ErrorKind::UpstreamUnavailable,
+                            format!("could not resolve {param} from {}", op.name()),
+                        )
                     })?;
                     req.params.set(param, value);
                 }
@@ -153,27 +158,46 @@ impl UpstreamForge {
     }
 
     /// Refuses input the upstream has no place for, rather than dropping it silently.
-    fn check_expressible(&self, route: &Route, req: &CanonicalRequest) -> Result<(), CanonicalError> {
+    fn check_expressible(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+    ) -> Result<(), CanonicalError> {
         let completion = route
             .complete_with
             .and_then(|op| self.dialect.upstream_routes(op).next())
             .and_then(|r| r.request.clone());
         for (field, value) in &req.input {
-            let storable = route.request.as_ref().is_some_and(|s| s.writes_canonical(field))
-                || completion.as_ref().is_some_and(|s| s.writes_canonical(field));
+            let storable = route
+                .request
+                .as_ref()
+                .is_some_and(|s| s.writes_canonical(field))
+                || completion
+                    .as_ref()
+                    .is_some_and(|s| s.writes_canonical(field));
             if !storable && !is_default_value(field, value) {
                 return Err(CanonicalError::validation(
                     field,
                     crate::canonical::ValidationCode::Invalid,
-                    format!("{field} cannot be stored by the {} upstream", self.dialect.name),
+                    format!(
+                        "{field} cannot be stored by the {} upstream",
+                        self.dialect.name
+                    ),
                 ));
             }
         }
         Ok(())
     }
 
-    async fn single(&self, route: &Route, req: CanonicalRequest) -> Result<Outcome, CanonicalError> {
-        let body = route.request.as_ref().map(|s| s.encode_request(&req.input, &req.params));
+    async fn single(
+        &self,
+        route: &Route,
+        req: CanonicalRequest,
+    ) -> Result<Outcome, CanonicalError> {
+        let body = route
+            .request
+            .as_ref()
+            .map(|s| s.encode_request(&req.input, &req.params));
         let answer = self.send(route, &req, Vec::new(), body).await?;
         if route.false_status == Some(answer.status) && req.op.result() == ResultKind::Flag {
             return Ok(Outcome::Flag(false));
@@ -188,7 +212,8 @@ impl UpstreamForge {
             ResultKind::Entity(_) => {
                 let obj = match &route.response {
                     Some(shape) if !answer.body.is_empty() => {
-                        let json: Value = serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
+                        let json: Value =
+                            serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
                         let mut obj = shape.decode_response(&json);
                         self.rewrite_urls(&mut obj);
                         Some(obj)
@@ -217,7 +242,12 @@ impl UpstreamForge {
             .get("new_login")
             .or_else(|| req.params.get("org"))
             .map(str::to_string)
-            .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string));
+            .or_else(|| {
+                req.input
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
         let (Some(login), Some(entity)) = (login, req.op.result().entity()) else {
             return Ok(Object::new());
         };
@@ -234,7 +264,12 @@ impl UpstreamForge {
     }
 
     /// Fills nested objects the upstream's answer lacks (e.g. Gitea permissions name no org).
-    async fn enrich(&self, route: &Route, req: &CanonicalRequest, mut obj: Object) -> Result<Object, CanonicalError> {
+    async fn enrich(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+        mut obj: Object,
+    ) -> Result<Object, CanonicalError> {
         for (field, op) in &route.enrich {
             if obj.contains_key(field) {
                 continue;
@@ -251,12 +286,22 @@ impl UpstreamForge {
 
     /// The second step of a declared plan: set what the first call could not carry. When it
     /// fails, the first step is undone, and the answer says exactly what happened.
-    async fn complete(&self, route: &Route, next_op: OpKind, req: &CanonicalRequest, created: Object) -> Result<Outcome, CanonicalError> {
+    async fn complete(
+        &self,
+        route: &Route,
+        next_op: OpKind,
+        req: &CanonicalRequest,
+        created: Object,
+    ) -> Result<Outcome, CanonicalError> {
         let remaining: Object = req
             .input
             .iter()
             .filter(|(f, v)| {
-                !route.request.as_ref().is_some_and(|s| s.writes_canonical(f)) && !is_default_value(f, v)
+                !route
+                    .request
+                    .as_ref()
+                    .is_some_and(|s| s.writes_canonical(f))
+                    && !is_default_value(f, v)
             })
             .map(|(f, v)| (f.clone(), v.clone()))
             .collect();
@@ -267,7 +312,12 @@ impl UpstreamForge {
             .get("login")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string))
+            .or_else(|| {
+                req.input
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
         else {
             return Ok(Outcome::Entity(created));
         };
@@ -307,7 +357,10 @@ impl UpstreamForge {
     async fn list(&self, route: &Route, req: &CanonicalRequest) -> Result<PageOf, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let max = self.dialect.pagination.max_size;
-        let paging = req.paging.unwrap_or(Paging::Page { page: 1, per_page: self.dialect.pagination.default_size });
+        let paging = req.paging.unwrap_or(Paging::Page {
+            page: 1,
+            per_page: self.dialect.pagination.default_size,
+        });
         match (paging, style) {
             (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
                 let first = self.fetch(route, req, page, per_page).await?;
@@ -323,11 +376,19 @@ impl UpstreamForge {
                         _ => None,
                     },
                 };
-                Ok(PageOf { items: first.items, total, more: first.next })
+                Ok(PageOf {
+                    items: first.items,
+                    total,
+                    more: first.next,
+                })
             }
             (Paging::Since { since, per_page }, PagingStyle::Since) => {
                 let got = self.fetch(route, req, since, per_page.min(max)).await?;
-                Ok(PageOf { items: got.items, total: got.total, more: got.next })
+                Ok(PageOf {
+                    items: got.items,
+                    total: got.total,
+                    more: got.next,
+                })
             }
             _ => {
                 let mut all = self.walk(route, req, style).await?;
@@ -338,7 +399,12 @@ impl UpstreamForge {
     }
 
     /// Reads a whole upstream list, page by page, to re-paginate it in another style.
-    async fn walk(&self, route: &Route, req: &CanonicalRequest, style: PagingStyle) -> Result<Vec<Object>, CanonicalError> {
+    async fn walk(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+        style: PagingStyle,
+    ) -> Result<Vec<Object>, CanonicalError> {
         let size = self.dialect.pagination.max_size;
         let mut all = Vec::new();
         let mut position = match style {
@@ -360,11 +426,20 @@ impl UpstreamForge {
         }
         Err(CanonicalError::new(
             ErrorKind::UpstreamUnavailable,
-            format!("the {} upstream's list is longer than {} pages; cannot re-paginate it", self.dialect.name, self.max_walk_pages),
+            format!(
+                "the {} upstream's list is longer than {} pages; cannot re-paginate it",
+                self.dialect.name, self.max_walk_pages
+            ),
         ))
     }
 
-    async fn fetch(&self, route: &Route, req: &CanonicalRequest, position: u64, size: u64) -> Result<Fetched, CanonicalError> {
+    async fn fetch(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+        position: u64,
+        size: u64,
+    ) -> Result<Fetched, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
         let answer = self.send(route, req, query, None).await?;
@@ -382,13 +457,22 @@ impl UpstreamForge {
         for item in &mut items {
             self.rewrite_urls(item);
         }
-        let links = answer.link.as_deref().map(paging::parse_link).unwrap_or_default();
+        let links = answer
+            .link
+            .as_deref()
+            .map(paging::parse_link)
+            .unwrap_or_default();
         let last_page = links
             .get("last")
             .and_then(|u| paging::query_param(u, &self.dialect.pagination.page_param))
             .and_then(|p| p.parse().ok());
         let next = links.contains_key("next");
-        Ok(Fetched { items, total: answer.total, next, last_page })
+        Ok(Fetched {
+            items,
+            total: answer.total,
+            next,
+            last_page,
+        })
     }
 
     async fn send(
@@ -399,7 +483,9 @@ impl UpstreamForge {
         body: Option<Value>,
     ) -> Result<Answer, CanonicalError> {
         let path = route.path_template.render(|var| {
-            req.params.get(var).map(|v| std::borrow::Cow::Owned(encode_segment(v)))
+            req.params
+                .get(var)
+                .map(|v| std::borrow::Cow::Owned(encode_segment(v)))
         });
         for (param, key) in &route.query {
             if let Some(v) = req.params.get(param) {
@@ -449,7 +535,13 @@ impl UpstreamForge {
 
     async fn read_answer(&self, resp: reqwest::Response) -> Result<Answer, CanonicalError> {
         let status = resp.status();
-        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        tracing::Span::current().record("upstream_status", status.as_u16());
+        let header = |name: &str| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let link = header("link");
         let total = self
             .dialect
@@ -458,21 +550,39 @@ impl UpstreamForge {
             .as_ref()
             .and_then(|h| header(h.as_str()))
             .and_then(|v| v.trim().parse().ok());
-        if resp.content_length().is_some_and(|l| l as usize > MAX_UPSTREAM_BODY) {
-            return Err(CanonicalError::new(ErrorKind::UpstreamUnavailable, "the upstream's answer is too large"));
+        if resp
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_UPSTREAM_BODY)
+        {
+            return Err(CanonicalError::new(
+                ErrorKind::UpstreamUnavailable,
+                "the upstream's answer is too large",
+            ));
         }
         let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
         if body.len() > MAX_UPSTREAM_BODY {
-            return Err(CanonicalError::new(ErrorKind::UpstreamUnavailable, "the upstream's answer is too large"));
+            return Err(CanonicalError::new(
+                ErrorKind::UpstreamUnavailable,
+                "the upstream's answer is too large",
+            ));
         }
-        Ok(Answer { status, link, total, body })
+        Ok(Answer {
+            status,
+            link,
+            total,
+            body,
+        })
     }
 
     fn transport_error(&self, e: &reqwest::Error) -> CanonicalError {
         if e.is_timeout() {
             CanonicalError::new(
                 ErrorKind::UpstreamTimeout,
-                format!("the {} upstream did not answer within {} s", self.dialect.name, self.timeout.as_secs_f32()),
+                format!(
+                    "the {} upstream did not answer within {} s",
+                    self.dialect.name,
+                    self.timeout.as_secs_f32()
+                ),
             )
         } else {
             CanonicalError::new(
@@ -485,7 +595,10 @@ impl UpstreamForge {
     fn garbled(&self) -> CanonicalError {
         CanonicalError::new(
             ErrorKind::UpstreamUnavailable,
-            format!("the {} upstream answered with a body that is not the expected JSON", self.dialect.name),
+            format!(
+                "the {} upstream answered with a body that is not the expected JSON",
+                self.dialect.name
+            ),
         )
     }
 
@@ -493,18 +606,29 @@ impl UpstreamForge {
         let mut err = errors::decode(&self.dialect, answer.status, &answer.body);
         err.detail = err.detail.replace(&self.base_url, &self.public_url);
         if err.kind == ErrorKind::Conflict {
-            let name = req
-                .params
-                .get("new_login")
-                .map(str::to_string)
-                .or_else(|| req.input.get("login").and_then(Value::as_str).map(str::to_string));
+            let name = req.params.get("new_login").map(str::to_string).or_else(|| {
+                req.input
+                    .get("login")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
             if let Some(name) = name {
                 err.detail = name;
-                err.field = Some(if req.params.get("new_login").is_some() { "new_login" } else { "login" }.to_string());
+                err.field = Some(
+                    if req.params.get("new_login").is_some() {
+                        "new_login"
+                    } else {
+                        "login"
+                    }
+                    .to_string(),
+                );
             }
         }
         if matches!(err.kind, ErrorKind::Validation) && err.field.is_none() {
-            err.detail = format!("the {} upstream refused the request: {}", self.dialect.name, err.detail);
+            err.detail = format!(
+                "the {} upstream refused the request: {}",
+                self.dialect.name, err.detail
+            );
         }
         err
     }
@@ -546,7 +670,10 @@ impl Backend for UpstreamForge {
                 .unwrap_or("application/octet-stream")
                 .to_string();
             let bytes = resp.bytes().await.ok()?;
-            Some(Avatar { content_type, bytes })
+            Some(Avatar {
+                content_type,
+                bytes,
+            })
         })
     }
 }

@@ -203,7 +203,11 @@ impl PageOf {
             },
             Some(Paging::Page { page, per_page }) => {
                 let start = (page.max(1) - 1).saturating_mul(per_page) as usize;
-                let chunk: Vec<Object> = items.into_iter().skip(start).take(per_page as usize).collect();
+                let chunk: Vec<Object> = items
+                    .into_iter()
+                    .skip(start)
+                    .take(per_page as usize)
+                    .collect();
                 let more = start.saturating_add(chunk.len()) < total as usize;
                 PageOf {
                     items: chunk,
@@ -214,7 +218,11 @@ impl PageOf {
             Some(Paging::Since { since, per_page }) => {
                 let after: Vec<Object> = items
                     .into_iter()
-                    .filter(|o| o.get("id").and_then(Value::as_u64).is_some_and(|id| id > since))
+                    .filter(|o| {
+                        o.get("id")
+                            .and_then(Value::as_u64)
+                            .is_some_and(|id| id > since)
+                    })
                     .collect();
                 let more = after.len() > per_page as usize;
                 PageOf {

@@ -118,9 +118,7 @@ pub fn is_default_value(field: &str, value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::Bool(b) => !b,
-        Value::String(s) => {
-            s.is_empty() || DEFAULTS.iter().any(|(f, d)| *f == field && s == d)
-        }
+        Value::String(s) => s.is_empty() || DEFAULTS.iter().any(|(f, d)| *f == field && s == d),
         _ => false,
     }
 }

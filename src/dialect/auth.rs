@@ -8,7 +8,11 @@ use crate::canonical::Credential;
 use crate::mapping::{AuthSource, AuthSpec};
 
 /// The caller's token, if the request carries one in a form this dialect accepts.
-pub fn credential(spec: &AuthSpec, headers: &HeaderMap, query: &[(String, String)]) -> Option<Credential> {
+pub fn credential(
+    spec: &AuthSpec,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Option<Credential> {
     spec.accept.iter().find_map(|source| match source {
         AuthSource::Authorization => headers
             .get(http::header::AUTHORIZATION)
@@ -37,7 +41,9 @@ fn from_authorization(value: &str) -> Option<Credential> {
     match scheme.to_ascii_lowercase().as_str() {
         "token" | "bearer" => Some(Credential::new(rest)),
         "basic" => {
-            let decoded = base64::engine::general_purpose::STANDARD.decode(rest).ok()?;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(rest)
+                .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             let (user, password) = decoded.split_once(':')?;
             if password.is_empty() || password == "x-oauth-basic" {
@@ -70,9 +76,15 @@ mod tests {
             assert_eq!(from_authorization(header), Some(Credential::new("abc")));
         }
         let basic = base64::engine::general_purpose::STANDARD.encode("alice:abc");
-        assert_eq!(from_authorization(&format!("Basic {basic}")), Some(Credential::new("abc")));
+        assert_eq!(
+            from_authorization(&format!("Basic {basic}")),
+            Some(Credential::new("abc"))
+        );
         let token_as_user = base64::engine::general_purpose::STANDARD.encode("abc:x-oauth-basic");
-        assert_eq!(from_authorization(&format!("Basic {token_as_user}")), Some(Credential::new("abc")));
+        assert_eq!(
+            from_authorization(&format!("Basic {token_as_user}")),
+            Some(Credential::new("abc"))
+        );
         assert_eq!(from_authorization("Digest abc"), None);
         assert_eq!(from_authorization("token"), None);
     }

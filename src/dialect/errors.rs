@@ -17,7 +17,10 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
     let spec = &dialect.errors;
     let (status, message) = match spec.kinds.get(&error.kind) {
         Some(k) => (k.status, k.message.clone()),
-        None => (StatusCode::INTERNAL_SERVER_ERROR, Template::parse("{detail}")),
+        None => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Template::parse("{detail}"),
+        ),
     };
     let code = match error.code {
         Some(ValidationCode::Missing) => spec.code_missing.as_str(),
@@ -44,7 +47,8 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
             _ => None,
         }
     };
-    let validation = matches!(error.kind, ErrorKind::Validation | ErrorKind::Conflict) && error.field.is_some();
+    let validation =
+        matches!(error.kind, ErrorKind::Validation | ErrorKind::Conflict) && error.field.is_some();
     let template = match (&spec.validation_body, validation) {
         (Some(v), true) => v,
         _ => &spec.body,
@@ -62,7 +66,11 @@ fn fill<'a>(template: &Value, lookup: &impl Fn(&str) -> Option<Cow<'a, str>>) ->
     match template {
         Value::String(s) if s.contains('{') => Value::String(Template::parse(s).render(lookup)),
         Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, lookup)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill(v, lookup))).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), fill(v, lookup)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -73,15 +81,20 @@ pub fn decode(dialect: &Dialect, status: StatusCode, body: &[u8]) -> CanonicalEr
     let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let message = extract_message(&json);
     let first_error = json.get("errors").and_then(|e| e.get(0));
-    let code = first_error.and_then(|e| e.get("code")).and_then(Value::as_str);
-    let field = first_error.and_then(|e| e.get("field")).and_then(Value::as_str);
+    let code = first_error
+        .and_then(|e| e.get("code"))
+        .and_then(Value::as_str);
+    let field = first_error
+        .and_then(|e| e.get("field"))
+        .and_then(Value::as_str);
     let rule = dialect.errors.decode.iter().find(|r| {
         r.status == status.as_u16()
             && r.code.as_deref().is_none_or(|c| Some(c) == code)
-            && r
-                .message_contains
-                .as_deref()
-                .is_none_or(|m| message.to_ascii_lowercase().contains(&m.to_ascii_lowercase()))
+            && r.message_contains.as_deref().is_none_or(|m| {
+                message
+                    .to_ascii_lowercase()
+                    .contains(&m.to_ascii_lowercase())
+            })
     });
     let kind = match rule {
         Some(r) => r.kind,
@@ -94,7 +107,11 @@ pub fn decode(dialect: &Dialect, status: StatusCode, body: &[u8]) -> CanonicalEr
         .map(str::to_string)
         .unwrap_or(message);
     let detail = if kind == ErrorKind::UpstreamUnavailable {
-        format!("upstream {} answered {}: {detail}", dialect.name, status.as_u16())
+        format!(
+            "upstream {} answered {}: {detail}",
+            dialect.name,
+            status.as_u16()
+        )
     } else {
         detail
     };
@@ -117,7 +134,15 @@ fn extract_message(json: &Value) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Object(fields)) => fields
             .iter()
-            .map(|(k, v)| format!("{k} {}", v.as_array().and_then(|a| a.first()).and_then(Value::as_str).unwrap_or("is invalid")))
+            .map(|(k, v)| {
+                format!(
+                    "{k} {}",
+                    v.as_array()
+                        .and_then(|a| a.first())
+                        .and_then(Value::as_str)
+                        .unwrap_or("is invalid")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", "),
         Some(other) => other.to_string(),

@@ -36,7 +36,11 @@ pub fn decode(
     req.credential = auth::credential(&dialect.auth, headers, query);
     if let Some(style) = route.paging {
         req.paging = Some(paging::client_paging(&dialect.pagination, style, query));
-        req.want_total = dialect.pagination.total_header.is_some() || dialect.pagination.link_order.contains(&crate::mapping::LinkRel::Last);
+        req.want_total = dialect.pagination.total_header.is_some()
+            || dialect
+                .pagination
+                .link_order
+                .contains(&crate::mapping::LinkRel::Last);
     }
     for (param, key) in &route.query {
         if let Some((_, v)) = query.iter().find(|(k, _)| k == key) {
@@ -58,7 +62,10 @@ fn parse_body(body: &[u8]) -> Result<Value, CanonicalError> {
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(CanonicalError::new(ErrorKind::BadRequest, "Body should be a JSON object")),
+        Ok(_) => Err(CanonicalError::new(
+            ErrorKind::BadRequest,
+            "Body should be a JSON object",
+        )),
         Err(e) => Err(CanonicalError::new(
             ErrorKind::BadRequest,
             format!("the body is not valid JSON: {e}"),
@@ -108,12 +115,23 @@ pub fn encode(
         }
         Outcome::List(page) => {
             let items: Vec<Value> = match &route.response {
-                Some(shape) => page.items.iter().map(|o| shape.encode_response(o, &ctx)).collect(),
+                Some(shape) => page
+                    .items
+                    .iter()
+                    .map(|o| shape.encode_response(o, &ctx))
+                    .collect(),
                 None => Vec::new(),
             };
             let mut resp = json_response(route.status, &Value::Array(items));
             if let Some(p) = req.paging {
-                paging::client_headers(&dialect.pagination, p, &page, urls.this, query, resp.headers_mut());
+                paging::client_headers(
+                    &dialect.pagination,
+                    p,
+                    &page,
+                    urls.this,
+                    query,
+                    resp.headers_mut(),
+                );
             }
             resp
         }
@@ -138,7 +156,11 @@ pub fn encode(
     }
 }
 
-fn shape_free_url(t: &crate::mapping::Template, obj: &crate::canonical::Object, ctx: &EncodeCtx<'_>) -> String {
+fn shape_free_url(
+    t: &crate::mapping::Template,
+    obj: &crate::canonical::Object,
+    ctx: &EncodeCtx<'_>,
+) -> String {
     use std::borrow::Cow;
     t.render(|var| match var {
         "api" => Some(Cow::Borrowed(ctx.api)),

@@ -17,7 +17,11 @@ fn query_u64(query: &[(String, String)], key: &str) -> Option<u64> {
 }
 
 /// The window a client asked for, clamped the way its forge clamps it.
-pub fn client_paging(spec: &PaginationSpec, style: PagingStyle, query: &[(String, String)]) -> Paging {
+pub fn client_paging(
+    spec: &PaginationSpec,
+    style: PagingStyle,
+    query: &[(String, String)],
+) -> Paging {
     let per_page = match query_u64(query, &spec.size_param) {
         Some(0) | None => spec.default_size,
         Some(n) => n.min(spec.max_size),
@@ -52,14 +56,19 @@ pub fn client_headers(
     }
     let mut links: Vec<(LinkRel, String)> = Vec::new();
     match paging {
-        Paging::Page { page: current, per_page } => {
+        Paging::Page {
+            page: current,
+            per_page,
+        } => {
             let last = page.total.map(|t| t.div_ceil(per_page.max(1)).max(1));
             let more = page.more || last.is_some_and(|l| current < l);
             let with_page = |n: u64| link(self_url, query, &spec.page_param, n);
             for rel in &spec.link_order {
                 let target = match rel {
                     LinkRel::Next if more => Some(current + 1),
-                    LinkRel::Prev if current > 1 => Some((current - 1).min(last.unwrap_or(u64::MAX))),
+                    LinkRel::Prev if current > 1 => {
+                        Some((current - 1).min(last.unwrap_or(u64::MAX)))
+                    }
                     LinkRel::First if current > 1 => Some(1),
                     LinkRel::Last if more => last,
                     _ => None,
@@ -77,7 +86,9 @@ pub fn client_headers(
                     (LinkRel::Next, Some(id)) if page.more => {
                         links.push((*rel, link(self_url, query, since_param, id)))
                     }
-                    (LinkRel::First, _) => links.push((*rel, format!("{self_url}{{?{since_param}}}"))),
+                    (LinkRel::First, _) => {
+                        links.push((*rel, format!("{self_url}{{?{since_param}}}")))
+                    }
                     _ => {}
                 }
             }
@@ -111,7 +122,12 @@ fn link(self_url: &str, query: &[(String, String)], key: &str, value: u64) -> St
 }
 
 /// Query parameters that ask an upstream of this dialect for one page.
-pub fn upstream_query(spec: &PaginationSpec, style: PagingStyle, position: u64, size: u64) -> Vec<(String, String)> {
+pub fn upstream_query(
+    spec: &PaginationSpec,
+    style: PagingStyle,
+    position: u64,
+    size: u64,
+) -> Vec<(String, String)> {
     let size = size.min(spec.max_size).max(1);
     match style {
         PagingStyle::Page => vec![
@@ -119,7 +135,10 @@ pub fn upstream_query(spec: &PaginationSpec, style: PagingStyle, position: u64, 
             (spec.size_param.clone(), size.to_string()),
         ],
         PagingStyle::Since => vec![
-            (spec.since_param.clone().unwrap_or_else(|| "since".into()), position.to_string()),
+            (
+                spec.since_param.clone().unwrap_or_else(|| "since".into()),
+                position.to_string(),
+            ),
             (spec.size_param.clone(), size.to_string()),
         ],
     }
@@ -130,8 +149,12 @@ pub fn parse_link(value: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for part in value.split(',') {
         let mut pieces = part.split(';');
-        let Some(url) = pieces.next().map(str::trim) else { continue };
-        let Some(url) = url.strip_prefix('<').and_then(|u| u.strip_suffix('>')) else { continue };
+        let Some(url) = pieces.next().map(str::trim) else {
+            continue;
+        };
+        let Some(url) = url.strip_prefix('<').and_then(|u| u.strip_suffix('>')) else {
+            continue;
+        };
         for attr in pieces {
             if let Some(rel) = attr.trim().strip_prefix("rel=") {
                 for name in rel.trim_matches('"').split_whitespace() {
@@ -157,10 +180,18 @@ mod tests {
 
     #[test]
     fn parses_both_link_separators() {
-        let gitea = parse_link("<http://a/x?page=3>; rel=\"next\",<http://a/x?page=5>; rel=\"last\"");
-        assert_eq!(gitea.get("next").map(String::as_str), Some("http://a/x?page=3"));
-        assert_eq!(gitea.get("last").map(String::as_str), Some("http://a/x?page=5"));
-        let github = parse_link("<http://a/o?since=9>; rel=\"next\", <http://a/o{?since}>; rel=\"first\"");
+        let gitea =
+            parse_link("<http://a/x?page=3>; rel=\"next\",<http://a/x?page=5>; rel=\"last\"");
+        assert_eq!(
+            gitea.get("next").map(String::as_str),
+            Some("http://a/x?page=3")
+        );
+        assert_eq!(
+            gitea.get("last").map(String::as_str),
+            Some("http://a/x?page=5")
+        );
+        let github =
+            parse_link("<http://a/o?since=9>; rel=\"next\", <http://a/o{?since}>; rel=\"first\"");
         assert_eq!(query_param(&github["next"], "since").as_deref(), Some("9"));
     }
 }

@@ -59,7 +59,10 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
 
     for base in &raw.base_paths {
         if !(base.is_empty() || (base.starts_with('/') && !base.ends_with('/'))) {
-            cx.err("base_paths", format!("{base:?} must be empty or start (and not end) with '/'"));
+            cx.err(
+                "base_paths",
+                format!("{base:?} must be empty or start (and not end) with '/'"),
+            );
         }
     }
     if raw.base_paths.is_empty() {
@@ -115,11 +118,16 @@ fn compile_values(
                 Value::String(s) => s.clone(),
                 Value::Bool(_) | Value::Number(_) => v.to_string(),
                 _ => {
-                    cx.err(format!("values.{name}.{canonical}"), "must be a string, number or boolean");
+                    cx.err(
+                        format!("values.{name}.{canonical}"),
+                        "must be a string, number or boolean",
+                    );
                     continue;
                 }
             };
-            map.to_canonical.entry(key).or_insert_with(|| canonical.clone());
+            map.to_canonical
+                .entry(key)
+                .or_insert_with(|| canonical.clone());
             map.to_dialect.insert(canonical.clone(), v);
         }
         out.insert(name.clone(), Arc::new(map));
@@ -152,25 +160,44 @@ fn build_shape(
         return Some(s.clone());
     }
     if stack.iter().any(|s| s == name) {
-        cx.err(format!("shapes.{name}"), format!("shapes refer to each other in a cycle: {}", stack.join(" -> ")));
+        cx.err(
+            format!("shapes.{name}"),
+            format!(
+                "shapes refer to each other in a cycle: {}",
+                stack.join(" -> ")
+            ),
+        );
         return None;
     }
     let shape = raw.get(name)?;
     stack.push(name.to_string());
     let key = format!("shapes.{name}");
     let Some(entity) = Entity::parse(&shape.entity) else {
-        cx.err(format!("{key}.entity"), format!("unknown canonical entity {:?}", shape.entity));
+        cx.err(
+            format!("{key}.entity"),
+            format!("unknown canonical entity {:?}", shape.entity),
+        );
         stack.pop();
         return None;
     };
     let mut fields = Vec::new();
     if let Some(include) = &shape.include {
         match raw.get(include) {
-            None => cx.err(format!("{key}.include"), format!("no shape named {include:?}")),
+            None => cx.err(
+                format!("{key}.include"),
+                format!("no shape named {include:?}"),
+            ),
             Some(_) => {
                 if let Some(inc) = build_shape(cx, include, raw, values, done, stack) {
                     if inc.entity != entity {
-                        cx.err(format!("{key}.include"), format!("{include:?} maps {} , not {}", inc.entity.name(), entity.name()));
+                        cx.err(
+                            format!("{key}.include"),
+                            format!(
+                                "{include:?} maps {} , not {}",
+                                inc.entity.name(),
+                                entity.name()
+                            ),
+                        );
                     }
                     for f in &inc.fields {
                         fields.push(copy_rule(f));
@@ -205,7 +232,9 @@ fn copy_rule(f: &FieldRule) -> FieldRule {
             Source::Param(p) => Source::Param(p.clone()),
             Source::Url(t) => Source::Url(t.clone()),
             Source::Const(v) => Source::Const(v.clone()),
-            Source::Compute(Compute::GithubNodeId(t)) => Source::Compute(Compute::GithubNodeId(t.clone())),
+            Source::Compute(Compute::GithubNodeId(t)) => {
+                Source::Compute(Compute::GithubNodeId(t.clone()))
+            }
         },
         read: f.read.as_ref().map(|r| match r {
             ReadPath::Simple(s) => ReadPath::Simple(s.clone()),
@@ -246,7 +275,10 @@ fn build_rule(
         f.compute.is_some(),
     ];
     if sources.iter().filter(|s| **s).count() != 1 {
-        cx.err(key, "give exactly one of canonical, param, url, const, compute");
+        cx.err(
+            key,
+            "give exactly one of canonical, param, url, const, compute",
+        );
         return None;
     }
     let mut canonical_type = None;
@@ -257,13 +289,22 @@ fn build_rule(
                 Source::Canonical(c.clone())
             }
             None => {
-                cx.err(key, format!("unknown canonical field {c:?} of {}", entity.name()));
+                cx.err(
+                    key,
+                    format!("unknown canonical field {c:?} of {}", entity.name()),
+                );
                 return None;
             }
         }
     } else if let Some(p) = &f.param {
         if !PARAM_NAMES.contains(&p.as_str()) {
-            cx.err(key, format!("unknown parameter {p:?} (known: {})", PARAM_NAMES.join(", ")));
+            cx.err(
+                key,
+                format!(
+                    "unknown parameter {p:?} (known: {})",
+                    PARAM_NAMES.join(", ")
+                ),
+            );
             return None;
         }
         Source::Param(p.clone())
@@ -284,9 +325,14 @@ fn build_rule(
     } else {
         let compute = f.compute.as_deref().unwrap_or_default();
         match compute.split_once(':') {
-            Some(("github_node_id", ty)) if !ty.is_empty() => Source::Compute(Compute::GithubNodeId(ty.to_string())),
+            Some(("github_node_id", ty)) if !ty.is_empty() => {
+                Source::Compute(Compute::GithubNodeId(ty.to_string()))
+            }
             _ => {
-                cx.err(key, format!("unknown computation {compute:?} (known: github_node_id:<Type>)"));
+                cx.err(
+                    key,
+                    format!("unknown computation {compute:?} (known: github_node_id:<Type>)"),
+                );
                 return None;
             }
         }
@@ -295,7 +341,11 @@ fn build_rule(
     let read = match &f.read {
         Some(toml::Value::Boolean(false)) => None,
         Some(toml::Value::String(expr)) => match parse_json_path(expr) {
-            Ok(q) => Some(simple_path(expr).map(ReadPath::Simple).unwrap_or(ReadPath::Query(Box::new(q)))),
+            Ok(q) => Some(
+                simple_path(expr)
+                    .map(ReadPath::Simple)
+                    .unwrap_or(ReadPath::Query(Box::new(q))),
+            ),
             Err(e) => {
                 cx.err(key, format!("read: JSONPath {expr:?} does not parse: {e}"));
                 return None;
@@ -326,7 +376,13 @@ fn build_rule(
             }
             let nested = build_shape(cx, name, raw, values, done, stack)?;
             if canonical_type != Some(FieldType::Object(nested.entity)) {
-                cx.err(key, format!("shape {name:?} maps {}, which this field does not hold", nested.entity.name()));
+                cx.err(
+                    key,
+                    format!(
+                        "shape {name:?} maps {}, which this field does not hold",
+                        nested.entity.name()
+                    ),
+                );
                 return None;
             }
             Some(nested)
@@ -386,7 +442,10 @@ fn compile_auth(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<AuthSpec> {
         } else if let Some(q) = a.strip_prefix("query:") {
             accept.push(AuthSource::Query(q.to_string()));
         } else {
-            cx.err(key, format!("{a:?}: expected authorization, header:NAME or query:NAME"));
+            cx.err(
+                key,
+                format!("{a:?}: expected authorization, header:NAME or query:NAME"),
+            );
         }
     }
     let emit_header = match HeaderName::from_str(&raw.auth.emit.header) {
@@ -398,7 +457,10 @@ fn compile_auth(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<AuthSpec> {
     };
     let emit_value = Template::parse(&raw.auth.emit.value);
     if emit_value.vars().any(|v| v != "token") || emit_value.vars().count() != 1 {
-        cx.err("auth.emit.value", "must contain {token} once and no other placeholder");
+        cx.err(
+            "auth.emit.value",
+            "must contain {token} once and no other placeholder",
+        );
     }
     Some(AuthSpec {
         accept,
@@ -416,7 +478,10 @@ fn compile_pagination(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<PaginationSp
             "prev" => link_order.push(LinkRel::Prev),
             "first" => link_order.push(LinkRel::First),
             "last" => link_order.push(LinkRel::Last),
-            other => cx.err("pagination.link_order", format!("unknown relation {other:?}")),
+            other => cx.err(
+                "pagination.link_order",
+                format!("unknown relation {other:?}"),
+            ),
         }
     }
     if p.default_size == 0 || p.default_size > p.max_size {
@@ -474,7 +539,13 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
     }
     for kind in ErrorKind::ALL {
         if !kinds.contains_key(kind) {
-            cx.err("errors.kinds", format!("canonical error kind {:?} has no status and message", kind.name()));
+            cx.err(
+                "errors.kinds",
+                format!(
+                    "canonical error kind {:?} has no status and message",
+                    kind.name()
+                ),
+            );
         }
     }
     let mut decode = Vec::new();
@@ -486,7 +557,10 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
                 code: d.code.clone(),
                 message_contains: d.message_contains.clone(),
             }),
-            None => cx.err(format!("errors.decode[{i}].kind"), format!("unknown canonical error kind {:?}", d.kind)),
+            None => cx.err(
+                format!("errors.decode[{i}].kind"),
+                format!("unknown canonical error kind {:?}", d.kind),
+            ),
         }
     }
     Some(ErrorSpec {
@@ -514,7 +588,10 @@ fn compile_routes(
     for (i, o) in raw.operations.iter().enumerate() {
         let key = format!("operations[{i}] ({} {})", o.method, o.path);
         let Some(op) = OpKind::parse(&o.op) else {
-            cx.err(format!("{key}.op"), format!("unknown canonical operation {:?}", o.op));
+            cx.err(
+                format!("{key}.op"),
+                format!("unknown canonical operation {:?}", o.op),
+            );
             continue;
         };
         let Ok(method) = Method::from_str(&o.method) else {
@@ -528,7 +605,13 @@ fn compile_routes(
         let path_template = Template::parse(&o.path);
         for var in path_template.vars() {
             if !PARAM_NAMES.contains(&var) {
-                cx.err(format!("{key}.path"), format!("placeholder {{{var}}} is not a parameter (known: {})", PARAM_NAMES.join(", ")));
+                cx.err(
+                    format!("{key}.path"),
+                    format!(
+                        "placeholder {{{var}}} is not a parameter (known: {})",
+                        PARAM_NAMES.join(", ")
+                    ),
+                );
             }
         }
         let mut shape = |field: &str, name: &Option<String>| -> Option<Arc<Shape>> {
@@ -546,22 +629,40 @@ fn compile_routes(
         let result = op.result();
         if let (Some(resp), Some(entity)) = (&response, result.entity()) {
             if resp.entity != entity {
-                cx.err(format!("{key}.response"), format!("shape {:?} maps {}, but {} returns {}", resp.name, resp.entity.name(), op.name(), entity.name()));
+                cx.err(
+                    format!("{key}.response"),
+                    format!(
+                        "shape {:?} maps {}, but {} returns {}",
+                        resp.name,
+                        resp.entity.name(),
+                        op.name(),
+                        entity.name()
+                    ),
+                );
             }
         }
         if response.is_some() && result.entity().is_none() {
-            cx.err(format!("{key}.response"), format!("{} returns no entity", op.name()));
+            cx.err(
+                format!("{key}.response"),
+                format!("{} returns no entity", op.name()),
+            );
         }
         let paging = match (o.paging.as_deref(), result) {
             (Some("page"), ResultKind::List(_)) => Some(PagingStyle::Page),
             (Some("since"), ResultKind::List(_)) => {
                 if raw.pagination.since_param.is_none() {
-                    cx.err(format!("{key}.paging"), "since paging needs pagination.since_param");
+                    cx.err(
+                        format!("{key}.paging"),
+                        "since paging needs pagination.since_param",
+                    );
                 }
                 Some(PagingStyle::Since)
             }
             (None, ResultKind::List(_)) => {
-                cx.err(format!("{key}.paging"), format!("{} is a list: say page or since", op.name()));
+                cx.err(
+                    format!("{key}.paging"),
+                    format!("{} is a list: say page or since", op.name()),
+                );
                 None
             }
             (Some(other), ResultKind::List(_)) => {
@@ -569,7 +670,10 @@ fn compile_routes(
                 None
             }
             (Some(_), _) => {
-                cx.err(format!("{key}.paging"), format!("{} is not a list", op.name()));
+                cx.err(
+                    format!("{key}.paging"),
+                    format!("{} is not a list", op.name()),
+                );
                 None
             }
             (None, _) => None,
@@ -583,13 +687,19 @@ fn compile_routes(
         };
         let false_status = o.false_status.and_then(|s| StatusCode::from_u16(s).ok());
         if result == ResultKind::Flag && false_status.is_none() {
-            cx.err(format!("{key}.false_status"), format!("{} answers yes or no: give the status for no", op.name()));
+            cx.err(
+                format!("{key}.false_status"),
+                format!("{} answers yes or no: give the status for no", op.name()),
+            );
         }
         let forbidden_as = match &o.forbidden_as {
             Some(k) => match ErrorKind::parse(k) {
                 Some(kind) => Some(kind),
                 None => {
-                    cx.err(format!("{key}.forbidden_as"), format!("unknown canonical error kind {k:?}"));
+                    cx.err(
+                        format!("{key}.forbidden_as"),
+                        format!("unknown canonical error kind {k:?}"),
+                    );
                     None
                 }
             },
@@ -598,7 +708,10 @@ fn compile_routes(
         let mut op_ref = |field: &str, name: &str| -> Option<OpKind> {
             let found = OpKind::parse(name);
             if found.is_none() {
-                cx.err(format!("{key}.{field}"), format!("unknown canonical operation {name:?}"));
+                cx.err(
+                    format!("{key}.{field}"),
+                    format!("unknown canonical operation {name:?}"),
+                );
             }
             found
         };
@@ -612,10 +725,16 @@ fn compile_routes(
             .iter()
             .filter_map(|(f, name)| Some((f.clone(), op_ref("enrich", name)?)))
             .collect();
-        let complete_with = o.complete_with.as_deref().and_then(|n| op_ref("complete_with", n));
+        let complete_with = o
+            .complete_with
+            .as_deref()
+            .and_then(|n| op_ref("complete_with", n));
         for (p, _) in &resolve {
             if !PARAM_NAMES.contains(&p.as_str()) {
-                cx.err(format!("{key}.resolve"), format!("{p:?} is not a parameter"));
+                cx.err(
+                    format!("{key}.resolve"),
+                    format!("{p:?} is not a parameter"),
+                );
             }
         }
         for (f, _) in &enrich {
@@ -624,7 +743,10 @@ fn compile_routes(
                 .and_then(|e| e.field_type(f))
                 .is_some_and(|t| matches!(t, FieldType::Object(_)));
             if !holds_object {
-                cx.err(format!("{key}.enrich"), format!("{f:?} is not an object field of what {} returns", op.name()));
+                cx.err(
+                    format!("{key}.enrich"),
+                    format!("{f:?} is not an object field of what {} returns", op.name()),
+                );
             }
         }
         let mut query = Vec::new();
@@ -632,7 +754,10 @@ fn compile_routes(
             if PARAM_NAMES.contains(&param.as_str()) {
                 query.push((param.clone(), qkey.clone()));
             } else {
-                cx.err(format!("{key}.query"), format!("{param:?} is not a parameter"));
+                cx.err(
+                    format!("{key}.query"),
+                    format!("{param:?} is not a parameter"),
+                );
             }
         }
         if let Some(field) = &o.require {
@@ -641,7 +766,13 @@ fn compile_routes(
                 .and_then(|e| e.field_type(field))
                 .is_some_and(|t| t == FieldType::Bool);
             if !is_bool {
-                cx.err(format!("{key}.require"), format!("{field:?} is not a boolean field of what {} returns", op.name()));
+                cx.err(
+                    format!("{key}.require"),
+                    format!(
+                        "{field:?} is not a boolean field of what {} returns",
+                        op.name()
+                    ),
+                );
             }
         }
         let idx = routes.len();
@@ -651,7 +782,10 @@ fn compile_routes(
                 .get(&(method.clone(), o.path.clone()))
                 .map(|j| format!(" (operations[{j}])"))
                 .unwrap_or_default();
-            cx.err(format!("{key}.path"), format!("collides with another route{other}: {e}"));
+            cx.err(
+                format!("{key}.path"),
+                format!("collides with another route{other}: {e}"),
+            );
         }
         owners.insert((method.clone(), o.path.clone()), i);
         routes.push(Route {

@@ -313,7 +313,7 @@ impl Dialects {
         if !errors.is_empty() {
             return Err(errors);
         }
-        bases.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        bases.sort_by_key(|b| std::cmp::Reverse(b.0.len()));
         Ok(Dialects { list, bases })
     }
 }

@@ -208,7 +208,8 @@ impl Shape {
             }
             let Some(raw) = read.read(json) else { continue };
             // An empty string where the dialect writes "" for "unset" reads back as unset.
-            if raw.as_str() == Some("") && rule.default.as_ref().and_then(Value::as_str) == Some("") {
+            if raw.as_str() == Some("") && rule.default.as_ref().and_then(Value::as_str) == Some("")
+            {
                 continue;
             }
             let value = match (&rule.nested, raw) {
@@ -225,7 +226,11 @@ impl Shape {
 
     /// A client's request body → canonical input and parameters, checked against the rules
     /// the mapping declares (required, maximum length, type, enum values).
-    pub fn decode_request(&self, json: &Value, params: &mut Params) -> Result<Object, CanonicalError> {
+    pub fn decode_request(
+        &self,
+        json: &Value,
+        params: &mut Params,
+    ) -> Result<Object, CanonicalError> {
         let mut obj = Object::new();
         for rule in &self.fields {
             let Some(read) = &rule.read else { continue };

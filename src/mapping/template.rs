@@ -49,7 +49,10 @@ impl Template {
     }
 
     /// Renders the template; `lookup` answers each placeholder (None renders as empty).
-    pub fn render<'a>(&self, mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>) -> String {
+    pub fn render<'a>(
+        &self,
+        mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
+    ) -> String {
         let mut out = String::with_capacity(64);
         for part in &self.parts {
             match part {

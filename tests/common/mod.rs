@@ -59,7 +59,12 @@ impl Instance {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn forgebridge");
-        let mut instance = Instance { child, url, log, _dir: dir };
+        let mut instance = Instance {
+            child,
+            url,
+            log,
+            _dir: dir,
+        };
         instance.wait_ready();
         instance
     }
@@ -83,6 +88,14 @@ impl Instance {
         panic!("forgebridge did not become ready: {}", self.log_text());
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -92,15 +105,22 @@ impl Instance {
         let dir = tempfile::tempdir().expect("tempdir");
         let seed_path = dir.path().join("seed.json");
         let mut f = std::fs::File::create(&seed_path).expect("seed file");
-        f.write_all(seed().to_string().as_bytes()).expect("write seed");
-        let inst = Instance::start(&["--reference-seed", seed_path.to_str().unwrap_or_default()], &[]);
+        f.write_all(seed().to_string().as_bytes())
+            .expect("write seed");
+        let inst = Instance::start(
+            &["--reference-seed", seed_path.to_str().unwrap_or_default()],
+            &[],
+        );
         drop(dir);
         inst
     }
 
     /// A proxy speaking to `upstream` (a URL) in `dialect`.
     pub fn proxy(upstream: &str, dialect: &str, env: &[(&str, &str)]) -> Instance {
-        Instance::start(&["--upstream", upstream, "--upstream-dialect", dialect], env)
+        Instance::start(
+            &["--upstream", upstream, "--upstream-dialect", dialect],
+            env,
+        )
     }
 }
 
@@ -135,19 +155,26 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {:?} (status {})", self.text, self.status))
+        serde_json::from_str(&self.text)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?} (status {})", self.text, self.status))
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
     /// The URL of a Link relation.
     pub fn link(&self, rel: &str) -> Option<String> {
         let header = self.header("link")?;
         header.split(',').find_map(|part| {
             let (url, attrs) = part.split_once(';')?;
-            attrs
-                .contains(&format!("rel=\"{rel}\""))
-                .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+            attrs.contains(&format!("rel=\"{rel}\"")).then(|| {
+                url.trim()
+                    .trim_start_matches('<')
+                    .trim_end_matches('>')
+                    .to_string()
+            })
         })
     }
 }
@@ -170,7 +197,11 @@ impl Client {
     }
 
     fn send(&self, method: reqwest::Method, path: &str, body: Option<Vec<u8>>) -> Reply {
-        let url = if path.starts_with("http") { path.to_string() } else { format!("{}{}", self.base, path) };
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.base, path)
+        };
         let mut req = self.http.request(method, url);
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("token {t}"));
@@ -182,7 +213,11 @@ impl Client {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let text = resp.text().unwrap_or_default();
-        Reply { status, headers, text }
+        Reply {
+            status,
+            headers,
+            text,
+        }
     }
 
     pub fn get(&self, path: &str) -> Reply {
@@ -195,13 +230,25 @@ impl Client {
         self.send(reqwest::Method::PUT, path, None)
     }
     pub fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(reqwest::Method::POST, path, Some(body.to_string().into_bytes()))
+        self.send(
+            reqwest::Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
     }
     pub fn patch(&self, path: &str, body: Value) -> Reply {
-        self.send(reqwest::Method::PATCH, path, Some(body.to_string().into_bytes()))
+        self.send(
+            reqwest::Method::PATCH,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
     }
     pub fn put(&self, path: &str, body: Value) -> Reply {
-        self.send(reqwest::Method::PUT, path, Some(body.to_string().into_bytes()))
+        self.send(
+            reqwest::Method::PUT,
+            path,
+            Some(body.to_string().into_bytes()),
+        )
     }
     pub fn raw(&self, method: &str, path: &str, body: &[u8]) -> Reply {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
