@@ -242,12 +242,7 @@ impl UpstreamForge {
             .get("new_login")
             .or_else(|| req.params.get("org"))
             .map(str::to_string)
-            .or_else(|| {
-                req.input
-                    .get("login")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+            .or_else(|| input_login(req));
         let (Some(login), Some(entity)) = (login, req.op.result().entity()) else {
             return Ok(Object::new());
         };
@@ -312,12 +307,7 @@ impl UpstreamForge {
             .get("login")
             .and_then(Value::as_str)
             .map(str::to_string)
-            .or_else(|| {
-                req.input
-                    .get("login")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            })
+            .or_else(|| input_login(req))
         else {
             return Ok(Outcome::Entity(created));
         };
@@ -606,12 +596,11 @@ impl UpstreamForge {
         let mut err = errors::decode(&self.dialect, answer.status, &answer.body);
         err.detail = err.detail.replace(&self.base_url, &self.public_url);
         if err.kind == ErrorKind::Conflict {
-            let name = req.params.get("new_login").map(str::to_string).or_else(|| {
-                req.input
-                    .get("login")
-                    .and_then(Value::as_str)
-                    .map(str::to_string)
-            });
+            let name = req
+                .params
+                .get("new_login")
+                .map(str::to_string)
+                .or_else(|| input_login(req));
             if let Some(name) = name {
                 err.detail = name;
                 err.field = Some(
@@ -645,6 +634,14 @@ impl UpstreamForge {
             }
         }
     }
+}
+
+/// The login a create request names.
+fn input_login(req: &CanonicalRequest) -> Option<String> {
+    req.input
+        .get("login")
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 impl Backend for UpstreamForge {
