@@ -36,11 +36,9 @@ pub fn decode(
     req.credential = auth::credential(&dialect.auth, headers, query);
     if let Some(style) = route.paging {
         req.paging = Some(paging::client_paging(&dialect.pagination, style, query));
-        req.want_total = dialect.pagination.total_header.is_some()
-            || dialect
-                .pagination
-                .link_order
-                .contains(&crate::mapping::LinkRel::Last);
+        // Totals feed page-state headers and the `last` link.
+        req.want_total = !dialect.pagination.headers.is_empty()
+            || dialect.pagination.link_order.contains(&crate::mapping::LinkRel::Last);
     }
     for (param, key) in &route.query {
         if let Some((_, v)) = query.iter().find(|(k, _)| k == key) {

@@ -51,9 +51,7 @@ pub fn client_headers(
     query: &[(String, String)],
     headers: &mut HeaderMap,
 ) {
-    if let (Some(name), Some(total)) = (&spec.total_header, page.total) {
-        headers.insert(name.clone(), HeaderValue::from(total));
-    }
+    set_page_headers(spec, paging, page, headers);
     let mut links: Vec<(LinkRel, String)> = Vec::new();
     match paging {
         Paging::Page {
@@ -104,6 +102,40 @@ pub fn client_headers(
         .join(&spec.link_separator);
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert(http::header::LINK, v);
+    }
+}
+
+/// The dialect's page-state headers (X-Total-Count, X-Total, X-Next-Page, …). A header that
+/// needs the total is left out when the total is unknown, as GitLab does past 10,000 rows.
+fn set_page_headers(spec: &PaginationSpec, paging: Paging, page: &PageOf, headers: &mut HeaderMap) {
+    let (current, per_page) = match paging {
+        Paging::Page { page, per_page } => (page, per_page),
+        Paging::Since { per_page, .. } => (1, per_page),
+    };
+    let total_pages = page.total.map(|t| t.div_ceil(per_page.max(1)).max(1));
+    let more = page.more || total_pages.is_some_and(|l| current < l);
+    for (name, template) in &spec.headers {
+        let mut complete = true;
+        let value = template.render(|var| {
+            let v = match var {
+                "total" => page.total.map(|t| t.to_string()),
+                "total_pages" => total_pages.map(|t| t.to_string()),
+                "per_page" => Some(per_page.to_string()),
+                "page" => Some(current.to_string()),
+                "next_page" => Some(if more { (current + 1).to_string() } else { String::new() }),
+                "prev_page" => Some(if current > 1 { (current - 1).to_string() } else { String::new() }),
+                _ => None,
+            };
+            if v.is_none() {
+                complete = false;
+            }
+            v.map(std::borrow::Cow::Owned)
+        });
+        if complete {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name.clone(), v);
+            }
+        }
     }
 }
 

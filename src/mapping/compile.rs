@@ -19,6 +19,9 @@ use super::{
 use crate::canonical::op::{ResultKind, PARAM_NAMES};
 use crate::canonical::{Entity, ErrorKind, FieldType, OpKind};
 
+/// Placeholders of pagination header templates.
+const PAGE_VARS: &[&str] = &["total", "total_pages", "per_page", "page", "next_page", "prev_page"];
+
 struct Ctx<'a> {
     file: &'a str,
     errors: Vec<MappingError>,
@@ -487,16 +490,25 @@ fn compile_pagination(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<PaginationSp
     if p.default_size == 0 || p.default_size > p.max_size {
         cx.err("pagination.default_size", "must be between 1 and max_size");
     }
-    let total_header = match &p.total_header {
-        Some(h) => match HeaderName::from_str(h) {
-            Ok(h) => Some(h),
-            Err(_) => {
-                cx.err("pagination.total_header", "not a header name");
-                return None;
+    let mut headers = Vec::new();
+    let mut total_header = None;
+    for (name, value) in &p.headers {
+        let key = format!("pagination.headers.{name}");
+        let Ok(header) = HeaderName::from_str(name) else {
+            cx.err(key, "not a header name");
+            continue;
+        };
+        let template = Template::parse(value);
+        for var in template.vars() {
+            if !PAGE_VARS.contains(&var) {
+                cx.err(&key, format!("unknown placeholder {{{var}}} (known: {})", PAGE_VARS.join(", ")));
             }
-        },
-        None => None,
-    };
+        }
+        if value == "{total}" {
+            total_header = Some(header.clone());
+        }
+        headers.push((header, template));
+    }
     Some(PaginationSpec {
         page_param: p.page_param.clone(),
         size_param: p.size_param.clone(),
@@ -504,6 +516,7 @@ fn compile_pagination(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<PaginationSp
         default_size: p.default_size,
         max_size: p.max_size,
         total_header,
+        headers,
         link_order,
         link_separator: p.link_separator.clone(),
     })

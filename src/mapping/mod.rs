@@ -80,7 +80,10 @@ pub struct PaginationSpec {
     pub since_param: Option<String>,
     pub default_size: u64,
     pub max_size: u64,
+    /// The header an upstream of this dialect reports its list total in.
     pub total_header: Option<HeaderName>,
+    /// Headers set on list answers to clients, from page state.
+    pub headers: Vec<(HeaderName, Template)>,
     pub link_order: Vec<LinkRel>,
     pub link_separator: String,
 }

@@ -43,8 +43,10 @@ pub struct RawPagination {
     pub since_param: Option<String>,
     pub default_size: u64,
     pub max_size: u64,
+    /// Headers set on every list answer: name → template over {total}, {total_pages},
+    /// {per_page}, {page}, {next_page}, {prev_page}.
     #[serde(default)]
-    pub total_header: Option<String>,
+    pub headers: BTreeMap<String, String>,
     pub link_order: Vec<String>,
     pub link_separator: String,
 }
