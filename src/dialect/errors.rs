@@ -15,11 +15,12 @@ use crate::mapping::{Dialect, Template};
 /// Renders `error` as `dialect` would answer it; `web` is the proxy's public URL.
 pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<Full<Bytes>> {
     let spec = &dialect.errors;
-    let (status, message) = match spec.kinds.get(&error.kind) {
-        Some(k) => (k.status, k.message.clone()),
+    let (status, message, kind_body) = match spec.kinds.get(&error.kind) {
+        Some(k) => (k.status, k.message.clone(), k.body.as_ref()),
         None => (
             StatusCode::INTERNAL_SERVER_ERROR,
             Template::parse("{detail}"),
+            None,
         ),
     };
     let code = match error.code {
@@ -49,8 +50,9 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
     };
     let validation =
         matches!(error.kind, ErrorKind::Validation | ErrorKind::Conflict) && error.field.is_some();
-    let template = match (&spec.validation_body, validation) {
-        (Some(v), true) => v,
+    let template = match (kind_body, &spec.validation_body, validation) {
+        (Some(b), _, _) => b,
+        (None, Some(v), true) => v,
         _ => &spec.body,
     };
     let body = fill(template, &lookup);
@@ -68,7 +70,14 @@ fn fill<'a>(template: &Value, lookup: &impl Fn(&str) -> Option<Cow<'a, str>>) ->
         Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, lookup)).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), fill(v, lookup)))
+                .map(|(k, v)| {
+                    let key = if k.contains('{') {
+                        Template::parse(k).render(lookup)
+                    } else {
+                        k.clone()
+                    };
+                    (key, fill(v, lookup))
+                })
                 .collect(),
         ),
         other => other.clone(),

@@ -38,7 +38,10 @@ pub fn decode(
         req.paging = Some(paging::client_paging(&dialect.pagination, style, query));
         // Totals feed page-state headers and the `last` link.
         req.want_total = !dialect.pagination.headers.is_empty()
-            || dialect.pagination.link_order.contains(&crate::mapping::LinkRel::Last);
+            || dialect
+                .pagination
+                .link_order
+                .contains(&crate::mapping::LinkRel::Last);
     }
     for (param, key) in &route.query {
         if let Some((_, v)) = query.iter().find(|(k, _)| k == key) {

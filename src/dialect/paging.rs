@@ -122,8 +122,16 @@ fn set_page_headers(spec: &PaginationSpec, paging: Paging, page: &PageOf, header
                 "total_pages" => total_pages.map(|t| t.to_string()),
                 "per_page" => Some(per_page.to_string()),
                 "page" => Some(current.to_string()),
-                "next_page" => Some(if more { (current + 1).to_string() } else { String::new() }),
-                "prev_page" => Some(if current > 1 { (current - 1).to_string() } else { String::new() }),
+                "next_page" => Some(if more {
+                    (current + 1).to_string()
+                } else {
+                    String::new()
+                }),
+                "prev_page" => Some(if current > 1 {
+                    (current - 1).to_string()
+                } else {
+                    String::new()
+                }),
                 _ => None,
             };
             if v.is_none() {

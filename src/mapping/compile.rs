@@ -20,7 +20,14 @@ use crate::canonical::op::{ResultKind, PARAM_NAMES};
 use crate::canonical::{Entity, ErrorKind, FieldType, OpKind};
 
 /// Placeholders of pagination header templates.
-const PAGE_VARS: &[&str] = &["total", "total_pages", "per_page", "page", "next_page", "prev_page"];
+const PAGE_VARS: &[&str] = &[
+    "total",
+    "total_pages",
+    "per_page",
+    "page",
+    "next_page",
+    "prev_page",
+];
 
 struct Ctx<'a> {
     file: &'a str,
@@ -501,7 +508,13 @@ fn compile_pagination(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<PaginationSp
         let template = Template::parse(value);
         for var in template.vars() {
             if !PAGE_VARS.contains(&var) {
-                cx.err(&key, format!("unknown placeholder {{{var}}} (known: {})", PAGE_VARS.join(", ")));
+                cx.err(
+                    &key,
+                    format!(
+                        "unknown placeholder {{{var}}} (known: {})",
+                        PAGE_VARS.join(", ")
+                    ),
+                );
             }
         }
         if value == "{total}" {
@@ -547,6 +560,7 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
             KindSpec {
                 status,
                 message: Template::parse(&spec.message),
+                body: spec.body.as_ref().map(to_json),
             },
         );
     }

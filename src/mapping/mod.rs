@@ -92,6 +92,7 @@ pub struct PaginationSpec {
 pub struct KindSpec {
     pub status: StatusCode,
     pub message: Template,
+    pub body: Option<Value>,
 }
 
 #[derive(Debug)]

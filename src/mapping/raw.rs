@@ -77,6 +77,9 @@ pub struct RawCodes {
 pub struct RawErrorKind {
     pub status: u16,
     pub message: String,
+    /// A body template for this kind alone, in place of `errors.body`.
+    #[serde(default)]
+    pub body: Option<toml::Value>,
 }
 
 #[derive(Debug, Deserialize)]
