@@ -134,6 +134,9 @@ impl Gateway {
 
     /// Renders an error for the client, naming fields as the client's dialect names them.
     fn fail(&self, dialect: &Dialect, route: &Route, mut err: CanonicalError) -> HttpResponse {
+        if route.list_of_one && err.kind == ErrorKind::NotFound {
+            return plain(StatusCode::OK, "application/json", "[]");
+        }
         if err.kind == ErrorKind::Forbidden {
             if let Some(kind) = route.forbidden_as {
                 err.kind = kind;

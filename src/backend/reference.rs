@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::{
     CanonicalError, CanonicalRequest, Credential, ErrorKind, Object, OpKind, Outcome, PageOf,
-    ValidationCode,
+    Params, ValidationCode,
 };
 
 #[derive(Debug, Clone)]
@@ -24,6 +24,18 @@ struct Org {
     visibility: String,
     created_at: String,
     updated_at: String,
+}
+
+impl Org {
+    /// Whether a lower-case search term occurs in the login or display name.
+    fn matches(&self, needle: &str) -> bool {
+        self.login.to_ascii_lowercase().contains(needle)
+            || self
+                .profile
+                .get("display_name")
+                .and_then(Value::as_str)
+                .is_some_and(|n| n.to_ascii_lowercase().contains(needle))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -218,19 +230,38 @@ impl State {
             "internal" => caller.id().is_some(),
             _ => caller.is_admin() || self.member(org.id, caller.id()).is_some(),
         }
+    }    /// The org a request names, by login or by id.
+    fn org_ref(&self, p: &Params) -> Option<u64> {
+        match (p.get("org"), p.get("org_id")) {
+            (Some(login), _) => self.org_id(login),
+            (None, Some(id)) => id.parse().ok().filter(|id| self.orgs.contains_key(id)),
+            (None, None) => None,
+        }
+    }
+
+    /// The user a request names, by login or by id.
+    fn user_ref(&self, p: &Params) -> Option<u64> {
+        match (p.get("user"), p.get("user_id")) {
+            (Some(login), _) => self.user_id(login),
+            (None, Some(id)) => id.parse().ok().filter(|id| self.users.contains_key(id)),
+            (None, None) => None,
+        }
+    }
+
+    fn login_of(&self, user: u64) -> String {
+        self.users.get(&user).map(|u| u.login.clone()).unwrap_or_default()
     }
 
     /// The org a request names, if the caller may see it.
-    fn visible_org(&self, login: Option<&str>, caller: &Caller) -> Result<u64, CanonicalError> {
-        let login = login.unwrap_or_default();
-        self.org_id(login)
+    fn visible_org(&self, p: &Params, caller: &Caller) -> Result<u64, CanonicalError> {
+        self.org_ref(p)
             .filter(|id| self.orgs.get(id).is_some_and(|o| self.can_see(o, caller)))
-            .ok_or_else(|| CanonicalError::not_found(format!("organization {login} not found")))
+            .ok_or_else(|| CanonicalError::not_found("organization not found").with_resource("Group"))
     }
 
     /// The org a request names, if the caller may manage it.
-    fn managed_org(&self, login: Option<&str>, caller: &Caller) -> Result<u64, CanonicalError> {
-        let id = self.visible_org(login, caller)?;
+    fn managed_org(&self, p: &Params, caller: &Caller) -> Result<u64, CanonicalError> {
+        let id = self.visible_org(p, caller)?;
         if caller.id().is_none() {
             return Err(unauthenticated());
         }
@@ -245,10 +276,9 @@ impl State {
         }
     }
 
-    fn named_user(&self, login: Option<&str>) -> Result<u64, CanonicalError> {
-        let login = login.unwrap_or_default();
-        self.user_id(login)
-            .ok_or_else(|| CanonicalError::not_found(format!("user {login} not found")))
+    fn named_user(&self, p: &Params) -> Result<u64, CanonicalError> {
+        self.user_ref(p)
+            .ok_or_else(|| CanonicalError::not_found("user not found").with_resource("User"))
     }
 
     fn org_object(&self, id: u64, public_url: &str) -> Object {
@@ -488,10 +518,12 @@ impl ReferenceForge {
         let p = &req.params;
         match req.op {
             OpKind::OrgList => {
+                let needle = p.get("search").map(str::to_ascii_lowercase);
                 let items = st
                     .orgs
                     .values()
                     .filter(|o| st.can_see(o, &caller))
+                    .filter(|o| needle.as_deref().is_none_or(|n| o.matches(n)))
                     .map(|o| st.org_object(o.id, url))
                     .collect();
                 Ok(Outcome::List(PageOf::window(items, req.paging)))
@@ -507,7 +539,7 @@ impl ReferenceForge {
                 Ok(Outcome::List(PageOf::window(items, req.paging)))
             }
             OpKind::OrgListForUser => {
-                let uid = st.named_user(p.get("user"))?;
+                let uid = st.named_user(p)?;
                 let everything = caller.id() == Some(uid) || caller.is_admin();
                 let items = st
                     .members
@@ -521,7 +553,7 @@ impl ReferenceForge {
                 Ok(Outcome::List(PageOf::window(items, req.paging)))
             }
             OpKind::OrgGet => {
-                let id = st.visible_org(p.get("org"), &caller)?;
+                let id = st.visible_org(p, &caller)?;
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgCreate => {
@@ -600,7 +632,7 @@ impl ReferenceForge {
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgUpdate => {
-                let id = st.managed_org(p.get("org"), &caller)?;
+                let id = st.managed_org(p, &caller)?;
                 let org = st
                     .orgs
                     .get(&id)
@@ -622,7 +654,7 @@ impl ReferenceForge {
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgRename => {
-                let id = st.managed_org(p.get("org"), &caller)?;
+                let id = st.managed_org(p, &caller)?;
                 let new_login = p.get("new_login").unwrap_or_default().to_string();
                 if !valid_login(&new_login) {
                     return Err(CanonicalError::validation(
@@ -654,7 +686,7 @@ impl ReferenceForge {
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
             OpKind::OrgDelete => {
-                let id = st.managed_org(p.get("org"), &caller)?;
+                let id = st.managed_org(p, &caller)?;
                 st.orgs.remove(&id);
                 st.members.retain(|(o, _), _| *o != id);
                 st.events.retain(|e| e.org != id);
@@ -664,14 +696,19 @@ impl ReferenceForge {
                 if req.op == OpKind::MemberList && caller.id().is_none() {
                     return Err(unauthenticated());
                 }
-                let id = st.visible_org(p.get("org"), &caller)?;
+                let id = st.visible_org(p, &caller)?;
                 let all = req.op == OpKind::MemberList
                     && (caller.is_admin() || st.member(id, caller.id()).is_some());
                 let items = st
                     .members
                     .iter()
                     .filter(|((o, _), m)| *o == id && (all || m.public))
-                    .map(|((_, u), _)| st.user_object(*u, url))
+                    .map(|((_, u), m)| {
+                        let mut user = st.user_object(*u, url);
+                        let role = if m.owner { "owner" } else { "member" };
+                        user.insert("org_role".into(), Value::from(role));
+                        user
+                    })
                     .collect();
                 Ok(Outcome::List(PageOf::window(items, req.paging)))
             }
@@ -679,9 +716,9 @@ impl ReferenceForge {
                 if req.op == OpKind::MemberCheck && caller.id().is_none() {
                     return Err(unauthenticated());
                 }
-                let id = st.visible_org(p.get("org"), &caller)?;
+                let id = st.visible_org(p, &caller)?;
                 let m = st
-                    .user_id(p.get("user").unwrap_or_default())
+                    .user_ref(p)
                     .and_then(|u| st.member(id, Some(u)));
                 let yes = match req.op {
                     OpKind::MemberCheck => m.is_some(),
@@ -690,8 +727,8 @@ impl ReferenceForge {
                 Ok(Outcome::Flag(yes))
             }
             OpKind::MemberRemove => {
-                let id = st.managed_org(p.get("org"), &caller)?;
-                let uid = st.named_user(p.get("user"))?;
+                let id = st.managed_org(p, &caller)?;
+                let uid = st.named_user(p)?;
                 if let Some(m) = st.members.get(&(id, uid)) {
                     let owners = st
                         .members
@@ -706,7 +743,7 @@ impl ReferenceForge {
                         ));
                     }
                     st.members.remove(&(id, uid));
-                    let login = p.get("user").unwrap_or_default().to_string();
+                    let login = st.login_of(uid);
                     st.record(
                         "member_removed",
                         caller.id(),
@@ -717,8 +754,8 @@ impl ReferenceForge {
                 Ok(Outcome::Done)
             }
             OpKind::MemberSetRole => {
-                let id = st.managed_org(p.get("org"), &caller)?;
-                let uid = st.named_user(p.get("user"))?;
+                let id = st.managed_org(p, &caller)?;
+                let uid = st.named_user(p)?;
                 let owner = req
                     .input
                     .get("is_owner")
@@ -742,21 +779,21 @@ impl ReferenceForge {
                 let public = existing.is_some_and(|m| m.public);
                 st.members.insert((id, uid), Membership { owner, public });
                 if existing.is_none() {
-                    let login = p.get("user").unwrap_or_default().to_string();
+                    let login = st.login_of(uid);
                     st.record("member_added", caller.id(), id, format!("added {login}"));
                 }
                 Ok(Outcome::Entity(st.permissions_object(id, uid, url)))
             }
             OpKind::MemberPermissions => {
                 caller.id().ok_or_else(unauthenticated)?;
-                let id = st.visible_org(p.get("org"), &caller)?;
-                let uid = st.named_user(p.get("user"))?;
+                let id = st.visible_org(p, &caller)?;
+                let uid = st.named_user(p)?;
                 Ok(Outcome::Entity(st.permissions_object(id, uid, url)))
             }
             OpKind::PublicMemberPublicize | OpKind::PublicMemberConceal => {
                 let me = caller.id().ok_or_else(unauthenticated)?;
-                let id = st.visible_org(p.get("org"), &caller)?;
-                let uid = st.named_user(p.get("user"))?;
+                let id = st.visible_org(p, &caller)?;
+                let uid = st.named_user(p)?;
                 let manager = caller.is_admin() || st.member(id, Some(me)).is_some_and(|m| m.owner);
                 if uid != me && !manager {
                     return Err(CanonicalError::new(
@@ -785,13 +822,13 @@ impl ReferenceForge {
                     } else {
                         "member_concealed"
                     };
-                    let login = p.get("user").unwrap_or_default().to_string();
+                    let login = st.login_of(uid);
                     st.record(kind, Some(me), id, login);
                 }
                 Ok(Outcome::Done)
             }
             OpKind::ActivityList => {
-                let id = st.visible_org(p.get("org"), &caller)?;
+                let id = st.visible_org(p, &caller)?;
                 let org_login = st
                     .orgs
                     .get(&id)
@@ -833,7 +870,7 @@ impl ReferenceForge {
                 Ok(Outcome::Entity(st.user_object(me, url)))
             }
             OpKind::UserGet => {
-                let uid = st.named_user(p.get("user"))?;
+                let uid = st.named_user(p)?;
                 Ok(Outcome::Entity(st.user_object(uid, url)))
             }
             OpKind::UserCreate => {

@@ -11,7 +11,7 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::{Avatar, Backend, BoxFuture};
-use crate::canonical::op::ResultKind;
+use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
 use crate::canonical::{
     CanonicalError, CanonicalRequest, ErrorKind, Object, OpKind, Outcome, PageOf, Paging,
@@ -98,57 +98,119 @@ impl UpstreamForge {
         )
     }
 
-    /// Picks the first route for the operation whose parameters are given or resolvable.
+    /// Picks the first route whose parameters are all at hand; failing that, the first whose
+    /// missing parameters can be derived (an id looked up from a login, or back) or resolved.
     fn choose_route(&self, req: &CanonicalRequest) -> Result<&Route, CanonicalError> {
-        let mut any = false;
-        for route in self.dialect.upstream_routes(req.op) {
-            any = true;
-            let usable = route
-                .needed_params()
-                .all(|p| req.params.get(p).is_some() || route.resolve.iter().any(|(r, _)| r == p));
-            if usable {
-                return Ok(route);
-            }
+        let given = |route: &Route, p: &str| {
+            req.params.get(p).is_some()
+                || route.numeric_for(p).is_some_and(|id| req.params.get(id).is_some())
+        };
+        let obtainable = |route: &Route, p: &str| {
+            given(route, p)
+                || route.resolve.iter().any(|(r, _)| r == p)
+                || (req.derive
+                    && DERIVATIONS
+                        .iter()
+                        .any(|d| d.wanted == p && req.params.get(d.from).is_some()))
+        };
+        let routes = || self.dialect.upstream_routes(req.op);
+        if let Some(route) = routes().find(|r| r.needed_params().all(|p| given(r, p))) {
+            return Ok(route);
         }
-        if any {
-            let missing = self
-                .dialect
-                .upstream_routes(req.op)
-                .flat_map(|r| r.needed_params())
-                .find(|p| req.params.get(p).is_none())
-                .unwrap_or("parameter");
-            Err(CanonicalError::validation(
+        if let Some(route) = routes().find(|r| r.needed_params().all(|p| obtainable(r, p))) {
+            return Ok(route);
+        }
+        match routes().flat_map(|r| r.needed_params()).find(|p| req.params.get(p).is_none()) {
+            Some(missing) => Err(CanonicalError::validation(
                 missing,
                 crate::canonical::ValidationCode::Missing,
                 format!("{missing} is missing"),
-            ))
-        } else {
-            Err(self.unsupported(req.op))
+            )),
+            None => Err(self.unsupported(req.op)),
         }
+    }
+
+    /// Fills the route's missing parameters: an id standing in for a login in the path, a
+    /// resolution the mapping declares, or a lookup through a derivation.
+    async fn fill_params(&self, route: &Route, req: &mut CanonicalRequest) -> Result<(), CanonicalError> {
+        let needed: Vec<String> = route.needed_params().map(str::to_string).collect();
+        for param in needed {
+            if req.params.get(&param).is_some() {
+                continue;
+            }
+            if let Some(id) = route.numeric_for(&param).and_then(|id| req.params.get(id)) {
+                let id = id.to_string();
+                req.params.set(&param, id);
+                continue;
+            }
+            if let Some((_, op)) = route.resolve.iter().find(|(r, _)| *r == param) {
+                let mut sub = CanonicalRequest::new(*op);
+                sub.credential = req.credential.clone();
+                let value = self.lookup(sub, "login").await?;
+                req.params.set(&param, value);
+                continue;
+            }
+            if let Some(d) = DERIVATIONS
+                .iter()
+                .find(|d| d.wanted == param && req.params.get(d.from).is_some())
+            {
+                let from = req.params.get(d.from).unwrap_or_default().to_string();
+                let value = self.derive(d, &from, req).await?;
+                req.params.set(&param, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// Performs a lookup and reads one field of the entity it returns.
+    async fn lookup(&self, sub: CanonicalRequest, field: &str) -> Result<String, CanonicalError> {
+        let op = sub.op;
+        match self.perform(sub).await? {
+            Outcome::Entity(obj) => match obj.get(field) {
+                Some(Value::String(s)) => Ok(s.clone()),
+                Some(Value::Number(n)) => Ok(n.to_string()),
+                _ => Err(CanonicalError::new(
+                    ErrorKind::UpstreamUnavailable,
+                    format!("the {} upstream's {} answer has no {field}", self.dialect.name, op.name()),
+                )),
+            },
+            _ => Err(CanonicalError::not_found(format!("{} found nothing", op.name()))),
+        }
+    }
+
+    async fn derive(&self, d: &Derivation, from: &str, req: &CanonicalRequest) -> Result<String, CanonicalError> {
+        let mut sub = CanonicalRequest::new(d.op);
+        sub.credential = req.credential.clone();
+        sub.params.set(d.from, from);
+        sub.derive = false;
+        let routable = self.choose_route(&sub).is_ok();
+        if routable {
+            return self.lookup(sub, d.field).await;
+        }
+        // No way to fetch by id: find the organization in the full list, or the user among
+        // the members of the organization a member operation names.
+        let list_op = match (d.op, d.from) {
+            (OpKind::OrgGet, "org_id") => OpKind::OrgList,
+            (OpKind::UserGet, "user_id") if req.params.get("org").is_some() => OpKind::MemberList,
+            _ => return Err(self.unsupported(d.op)),
+        };
+        let mut list = CanonicalRequest::new(list_op);
+        list.credential = req.credential.clone();
+        list.params = req.params.clone();
+        let route = self.choose_route(&list)?;
+        let style = route.paging.unwrap_or(PagingStyle::Page);
+        let all = self.walk(route, &list, style).await?;
+        all.iter()
+            .find(|o| o.get("id").is_some_and(|v| value_text(v) == from))
+            .and_then(|o| o.get(d.field))
+            .map(value_text)
+            .ok_or_else(|| CanonicalError::not_found(format!("nothing with id {from}")))
     }
 
     fn perform(&self, mut req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
         Box::pin(async move {
             let route = self.choose_route(&req)?;
-            for (param, op) in &route.resolve {
-                if req.params.get(param).is_none() {
-                    let mut sub = CanonicalRequest::new(*op);
-                    sub.credential = req.credential.clone();
-                    let found = match self.perform(sub).await? {
-                        Outcome::Entity(obj) => {
-                            obj.get("login").and_then(Value::as_str).map(str::to_string)
-                        }
-                        _ => None,
-                    };
-                    let value = found.ok_or_else(|| {
-                        CanonicalError::new(
-                            ErrorKind::UpstreamUnavailable,
-                            format!("could not resolve {param} from {}", op.name()),
-                        )
-                    })?;
-                    req.params.set(param, value);
-                }
-            }
+            self.fill_params(route, &mut req).await?;
             self.check_expressible(route, &req)?;
             match req.op.result() {
                 ResultKind::List(_) => self.list(route, &req).await.map(Outcome::List),
@@ -214,6 +276,13 @@ impl UpstreamForge {
                     Some(shape) if !answer.body.is_empty() => {
                         let json: Value =
                             serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
+                        let json = match (route.list_of_one, json) {
+                            (true, Value::Array(mut items)) if !items.is_empty() => items.swap_remove(0),
+                            (true, _) => {
+                                return Err(CanonicalError::not_found(format!("{} found nothing", req.op.name())))
+                            }
+                            (false, json) => json,
+                        };
                         let mut obj = shape.decode_response(&json);
                         self.rewrite_urls(&mut obj);
                         Some(obj)
@@ -351,6 +420,24 @@ impl UpstreamForge {
             page: 1,
             per_page: self.dialect.pagination.default_size,
         });
+        // A search the upstream cannot do is done here, over the whole list.
+        let local_search = req
+            .params
+            .get("search")
+            .filter(|_| !route.query.iter().any(|(p, _)| p == "search"))
+            .map(str::to_ascii_lowercase);
+        if let Some(needle) = local_search {
+            let mut all = self.walk(route, req, style).await?;
+            all.retain(|o| {
+                ["login", "display_name"].iter().any(|f| {
+                    o.get(*f)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| v.to_ascii_lowercase().contains(&needle))
+                })
+            });
+            all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
+            return Ok(PageOf::window(all, Some(paging)));
+        }
         match (paging, style) {
             (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
                 let first = self.fetch(route, req, page, per_page).await?;
@@ -633,6 +720,13 @@ impl UpstreamForge {
                 _ => {}
             }
         }
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

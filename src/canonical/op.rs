@@ -83,7 +83,34 @@ impl ResultKind {
 
 /// Request parameters that are not fields of an entity: path segments, the owner named in an
 /// admin create, the new login of a rename, a date filter.
-pub const PARAM_NAMES: &[&str] = &["org", "user", "admin", "new_login", "password", "date"];
+pub const PARAM_NAMES: &[&str] = &[
+    "org",
+    "org_id",
+    "user",
+    "user_id",
+    "admin",
+    "new_login",
+    "password",
+    "date",
+    "search",
+];
+
+/// A parameter that can stand in for another: a numeric id for a login and back. When a
+/// dialect addresses by one and the upstream by the other, the missing one is looked up with
+/// `op` and read from the result's `field`.
+pub struct Derivation {
+    pub wanted: &'static str,
+    pub from: &'static str,
+    pub op: OpKind,
+    pub field: &'static str,
+}
+
+pub const DERIVATIONS: &[Derivation] = &[
+    Derivation { wanted: "org", from: "org_id", op: OpKind::OrgGet, field: "login" },
+    Derivation { wanted: "user", from: "user_id", op: OpKind::UserGet, field: "login" },
+    Derivation { wanted: "user_id", from: "user", op: OpKind::UserGet, field: "id" },
+    Derivation { wanted: "org_id", from: "org", op: OpKind::OrgGet, field: "id" },
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
@@ -165,6 +192,8 @@ pub struct CanonicalRequest {
     pub want_total: bool,
     /// The client dialect shows the resulting entity (false for e.g. Gitea's 204 rename).
     pub want_result: bool,
+    /// Whether a missing parameter may be looked up from another (off inside such lookups).
+    pub derive: bool,
 }
 
 impl CanonicalRequest {
@@ -177,6 +206,7 @@ impl CanonicalRequest {
             credential: None,
             want_total: false,
             want_result: true,
+            derive: true,
         }
     }
 }

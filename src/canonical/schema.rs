@@ -47,6 +47,8 @@ const USER: &[(&str, FieldType)] = &[
     ("avatar_url", FieldType::Str),
     ("site_admin", FieldType::Bool),
     ("created_at", FieldType::Str),
+    // In member lists: the user's role in the organization (owner or member).
+    ("org_role", FieldType::Str),
 ];
 
 const PERMISSIONS: &[(&str, FieldType)] = &[

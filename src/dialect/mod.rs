@@ -138,6 +138,10 @@ pub fn encode(
         }
         Outcome::Entity(obj) => {
             let mut resp = match (&route.response, &route.body) {
+                (Some(shape), _) if route.list_of_one => json_response(
+                    route.status,
+                    &Value::Array(vec![shape.encode_response(&obj, &ctx)]),
+                ),
                 (Some(shape), _) => json_response(route.status, &shape.encode_response(&obj, &ctx)),
                 (None, Some(body)) => json_response(route.status, body),
                 (None, None) => empty_response(route.status),

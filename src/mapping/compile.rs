@@ -802,19 +802,42 @@ fn compile_routes(
                 );
             }
         }
-        let idx = routes.len();
-        let router = routers.entry(method.clone()).or_default();
-        if let Err(e) = router.insert(o.path.clone(), idx) {
-            let other = owners
-                .get(&(method.clone(), o.path.clone()))
-                .map(|j| format!(" (operations[{j}])"))
-                .unwrap_or_default();
-            cx.err(
-                format!("{key}.path"),
-                format!("collides with another route{other}: {e}"),
-            );
+        let mut numeric = Vec::new();
+        for (placeholder, id_param) in &o.numeric {
+            if !path_template.vars().any(|v| v == placeholder) {
+                cx.err(format!("{key}.numeric"), format!("{{{placeholder}}} is not a placeholder of the path"));
+            }
+            if !PARAM_NAMES.contains(&id_param.as_str()) {
+                cx.err(format!("{key}.numeric"), format!("{id_param:?} is not a parameter"));
+            }
+            numeric.push((placeholder.clone(), id_param.clone()));
         }
-        owners.insert((method.clone(), o.path.clone()), i);
+        for need in &o.needs {
+            if !PARAM_NAMES.contains(&need.as_str()) {
+                cx.err(format!("{key}.needs"), format!("{need:?} is not a parameter"));
+            }
+        }
+        if o.list_of_one && !matches!(result, ResultKind::Entity(_)) {
+            cx.err(format!("{key}.list_of_one"), format!("{} does not return one entity", op.name()));
+        }
+        if o.upstream_only && o.inbound_only {
+            cx.err(key.clone(), "a route cannot be both inbound_only and upstream_only");
+        }
+        let idx = routes.len();
+        if !o.upstream_only {
+            let router = routers.entry(method.clone()).or_default();
+            if let Err(e) = router.insert(o.path.clone(), idx) {
+                let other = owners
+                    .get(&(method.clone(), o.path.clone()))
+                    .map(|j| format!(" (operations[{j}])"))
+                    .unwrap_or_default();
+                cx.err(
+                    format!("{key}.path"),
+                    format!("collides with another route{other}: {e}"),
+                );
+            }
+            owners.insert((method.clone(), o.path.clone()), i);
+        }
         routes.push(Route {
             op,
             method,
@@ -834,6 +857,10 @@ fn compile_routes(
             enrich,
             inbound_only: o.inbound_only,
             require: o.require.clone(),
+            numeric,
+            needs: o.needs.clone(),
+            list_of_one: o.list_of_one,
+            upstream_only: o.upstream_only,
         });
     }
     (routes, routers)

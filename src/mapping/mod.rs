@@ -146,6 +146,11 @@ pub struct Route {
     /// A boolean canonical field of the result that must be true, or the client sees 404
     /// (GitHub answers a non-member's membership with 404; Gitea with all-false permissions).
     pub require: Option<String>,
+    /// (path placeholder, id parameter): the placeholder may carry a numeric id.
+    pub numeric: Vec<(String, String)>,
+    pub needs: Vec<String>,
+    pub list_of_one: bool,
+    pub upstream_only: bool,
 }
 
 impl Route {
@@ -158,7 +163,18 @@ impl Route {
                 _ => None,
             })
         });
-        self.path_template.vars().chain(body)
+        self.path_template
+            .vars()
+            .chain(body)
+            .chain(self.needs.iter().map(String::as_str))
+    }
+
+    /// The id parameter that may fill a path placeholder.
+    pub fn numeric_for(&self, placeholder: &str) -> Option<&str> {
+        self.numeric
+            .iter()
+            .find(|(p, _)| p == placeholder)
+            .map(|(_, id)| id.as_str())
     }
 }
 
@@ -189,7 +205,11 @@ impl Dialect {
                 let mut params = Params::default();
                 for (name, value) in found.params.iter() {
                     let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-                    params.set(name, decoded.into_owned());
+                    let is_id = !decoded.is_empty() && decoded.bytes().all(|b| b.is_ascii_digit());
+                    match route.numeric_for(name) {
+                        Some(id_param) if is_id => params.set(id_param, decoded.into_owned()),
+                        _ => params.set(name, decoded.into_owned()),
+                    }
                 }
                 return RouteLookup::Found(route, params);
             }

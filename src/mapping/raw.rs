@@ -127,6 +127,19 @@ pub struct RawOperation {
     pub inbound_only: bool,
     #[serde(default)]
     pub require: Option<String>,
+    /// Path placeholders that may hold a numeric id instead: placeholder → id parameter.
+    #[serde(default)]
+    pub numeric: BTreeMap<String, String>,
+    /// Parameters the route cannot be called upstream without, beyond its path placeholders.
+    #[serde(default)]
+    pub needs: Vec<String>,
+    /// The entity travels as an array of zero or one (GitLab's `GET /users?username=`): an
+    /// empty array means not found.
+    #[serde(default)]
+    pub list_of_one: bool,
+    /// Used only to call an upstream of this dialect; never matched for clients.
+    #[serde(default)]
+    pub upstream_only: bool,
 }
 
 #[derive(Debug, Deserialize)]
