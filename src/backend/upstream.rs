@@ -569,6 +569,7 @@ impl UpstreamForge {
                 query.push((key.clone(), v.to_string()));
             }
         }
+        query.extend(route.fixed_query.iter().cloned());
         let mut url = format!("{}{}", self.api_root, path);
         if !query.is_empty() {
             let mut ser = url::form_urlencoded::Serializer::new(String::new());

@@ -30,7 +30,7 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
     };
     let status_text = status.as_u16().to_string();
     let field = error.field.as_deref().unwrap_or("");
-    let resource = error.resource.as_deref().unwrap_or("Organization");
+    let resource = error.resource.as_deref().unwrap_or(&spec.default_resource);
     let message = message.render(|var| match var {
         "detail" => Some(Cow::Borrowed(error.detail.as_str())),
         "field" => Some(Cow::Borrowed(field)),

@@ -123,22 +123,28 @@ fn compile_values(
             ..ValueMap::default()
         };
         for (canonical, dialect_value) in table {
-            let v = to_json(dialect_value);
-            let key = match &v {
-                Value::String(s) => s.clone(),
-                Value::Bool(_) | Value::Number(_) => v.to_string(),
-                _ => {
-                    cx.err(
-                        format!("values.{name}.{canonical}"),
-                        "must be a string, number or boolean",
-                    );
-                    continue;
-                }
+            // A list: the first value is written, every one reads back as this canonical value.
+            let values = match to_json(dialect_value) {
+                Value::Array(items) => items,
+                single => vec![single],
             };
-            map.to_canonical
-                .entry(key)
-                .or_insert_with(|| canonical.clone());
-            map.to_dialect.insert(canonical.clone(), v);
+            for (i, v) in values.iter().enumerate() {
+                let key = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(_) | Value::Number(_) => v.to_string(),
+                    _ => {
+                        cx.err(
+                            format!("values.{name}.{canonical}"),
+                            "must be a string, number, boolean or a list of them",
+                        );
+                        continue;
+                    }
+                };
+                map.to_canonical.entry(key).or_insert_with(|| canonical.clone());
+                if i == 0 {
+                    map.to_dialect.insert(canonical.clone(), v.clone());
+                }
+            }
         }
         out.insert(name.clone(), Arc::new(map));
     }
@@ -210,7 +216,7 @@ fn build_shape(
                         );
                     }
                     for f in &inc.fields {
-                        fields.push(copy_rule(f));
+                        fields.push(f.clone());
                     }
                 }
             }
@@ -233,33 +239,6 @@ fn build_shape(
     Some(compiled)
 }
 
-fn copy_rule(f: &FieldRule) -> FieldRule {
-    FieldRule {
-        key: f.key.clone(),
-        path: f.path.clone(),
-        source: match &f.source {
-            Source::Canonical(c) => Source::Canonical(c.clone()),
-            Source::Param(p) => Source::Param(p.clone()),
-            Source::Url(t) => Source::Url(t.clone()),
-            Source::Const(v) => Source::Const(v.clone()),
-            Source::Compute(Compute::GithubNodeId(t)) => {
-                Source::Compute(Compute::GithubNodeId(t.clone()))
-            }
-        },
-        read: f.read.as_ref().map(|r| match r {
-            ReadPath::Simple(s) => ReadPath::Simple(s.clone()),
-            ReadPath::Query(q) => ReadPath::Query(q.clone()),
-        }),
-        write: f.write,
-        default: f.default.clone(),
-        values: f.values.clone(),
-        required: f.required,
-        max_len: f.max_len,
-        nested: f.nested.clone(),
-        as_string: f.as_string,
-        canonical_type: f.canonical_type,
-    }
-}
 
 #[allow(clippy::too_many_arguments)]
 fn build_rule(
@@ -335,13 +314,14 @@ fn build_rule(
     } else {
         let compute = f.compute.as_deref().unwrap_or_default();
         match compute.split_once(':') {
+            None if compute == "null" => Source::Compute(Compute::Null),
             Some(("github_node_id", ty)) if !ty.is_empty() => {
                 Source::Compute(Compute::GithubNodeId(ty.to_string()))
             }
             _ => {
                 cx.err(
                     key,
-                    format!("unknown computation {compute:?} (known: github_node_id:<Type>)"),
+                    format!("unknown computation {compute:?} (known: github_node_id:<Type>, null)"),
                 );
                 return None;
             }
@@ -405,6 +385,17 @@ fn build_rule(
             None
         }
     };
+    if let Some(other) = &f.or {
+        if entity.field_type(other).is_none() || f.canonical.is_none() {
+            cx.err(key, format!("or = {other:?} needs canonical and a canonical field of {}", entity.name()));
+            return None;
+        }
+    }
+    let or = f.or.clone();
+    if f.merge && nested.is_none() {
+        cx.err(key, "merge needs a nested shape");
+        return None;
+    }
     let as_string = match f.as_type.as_deref() {
         None => false,
         Some("string") => true,
@@ -426,6 +417,8 @@ fn build_rule(
         nested,
         as_string,
         canonical_type,
+        or,
+        merge: f.merge,
     })
 }
 
@@ -597,6 +590,7 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
         code_missing: e.codes.missing.clone(),
         code_invalid: e.codes.invalid.clone(),
         code_conflict: e.codes.conflict.clone(),
+        default_resource: e.default_resource.clone(),
         kinds,
         decode,
     })
@@ -861,6 +855,7 @@ fn compile_routes(
             needs: o.needs.clone(),
             list_of_one: o.list_of_one,
             upstream_only: o.upstream_only,
+            fixed_query: o.fixed_query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         });
     }
     (routes, routers)

@@ -111,6 +111,7 @@ pub struct ErrorSpec {
     pub code_missing: String,
     pub code_invalid: String,
     pub code_conflict: String,
+    pub default_resource: String,
     pub kinds: HashMap<ErrorKind, KindSpec>,
     pub decode: Vec<DecodeRule>,
 }
@@ -151,6 +152,7 @@ pub struct Route {
     pub needs: Vec<String>,
     pub list_of_one: bool,
     pub upstream_only: bool,
+    pub fixed_query: Vec<(String, String)>,
 }
 
 impl Route {

@@ -59,6 +59,9 @@ pub struct RawErrors {
     #[serde(default)]
     pub validation_body: Option<toml::Value>,
     pub codes: RawCodes,
+    /// The resource named in errors that name none ("Organization", "Group").
+    #[serde(default = "default_resource")]
+    pub default_resource: String,
     pub kinds: BTreeMap<String, RawErrorKind>,
     #[serde(default)]
     pub decode: Vec<RawDecode>,
@@ -140,6 +143,9 @@ pub struct RawOperation {
     /// Used only to call an upstream of this dialect; never matched for clients.
     #[serde(default)]
     pub upstream_only: bool,
+    /// Query parameters always sent to an upstream of this dialect on this route.
+    #[serde(default)]
+    pub fixed_query: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +188,17 @@ pub struct RawField {
     pub shape: Option<String>,
     #[serde(rename = "as", default)]
     pub as_type: Option<String>,
+    /// Another canonical field written when this one is missing or empty (GitLab's `name`
+    /// falls back to the path).
+    #[serde(default)]
+    pub or: Option<String>,
+    /// The nested shape's fields sit in this object itself, not under `key` (GitLab members).
+    #[serde(default)]
+    pub merge: bool,
+}
+
+fn default_resource() -> String {
+    "Organization".to_string()
 }
 
 fn yes() -> bool {

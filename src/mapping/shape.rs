@@ -22,7 +22,7 @@ pub struct Shape {
     pub fields: Vec<FieldRule>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct FieldRule {
     /// Dotted location in the dialect's JSON, as written in the mapping file.
     pub key: String,
@@ -37,9 +37,11 @@ pub struct FieldRule {
     pub nested: Option<Arc<Shape>>,
     pub as_string: bool,
     pub canonical_type: Option<FieldType>,
+    pub or: Option<String>,
+    pub merge: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Source {
     Canonical(String),
     Param(String),
@@ -48,13 +50,15 @@ pub enum Source {
     Compute(Compute),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Compute {
     /// GitHub's legacy global node id: base64("0<len>:<Type><id>").
     GithubNodeId(String),
+    /// Always null (a field the canonical model has no value for, such as GitLab's parent_id).
+    Null,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum ReadPath {
     /// `$.a.b`: walked directly, no JSONPath engine needed on the hot path.
     Simple(Vec<String>),
@@ -144,10 +148,17 @@ impl Shape {
         let mut out = serde_json::Map::with_capacity(self.fields.len());
         for rule in self.fields.iter().filter(|r| r.write) {
             let value = match &rule.source {
-                Source::Canonical(field) => match obj.get(field) {
-                    Some(Value::Null) | None => rule.default.clone().unwrap_or(Value::Null),
+                Source::Canonical(field) => match rule.canonical_value(obj, field) {
+                    None => rule.default.clone().unwrap_or(Value::Null),
                     Some(v) => match (&rule.nested, v) {
-                        (Some(nested), Value::Object(inner)) => nested.encode_response(inner, ctx),
+                        (Some(nested), Value::Object(inner)) => {
+                            let encoded = nested.encode_response(inner, ctx);
+                            if let (true, Value::Object(fields)) = (rule.merge, encoded.clone()) {
+                                out.extend(fields);
+                                continue;
+                            }
+                            encoded
+                        }
                         _ => rule.outbound_value(v),
                     },
                 },
@@ -163,6 +174,7 @@ impl Shape {
                     Some(id) if !id.is_null() => node_id(ty, id),
                     _ => Value::Null,
                 },
+                Source::Compute(Compute::Null) => Value::Null,
             };
             set_path(&mut out, &rule.path, value);
         }
@@ -204,6 +216,12 @@ impl Shape {
                 continue;
             };
             if obj.contains_key(field) {
+                continue;
+            }
+            if rule.merge {
+                if let Some(nested) = &rule.nested {
+                    obj.insert(field.clone(), Value::Object(nested.decode_response(json)));
+                }
                 continue;
             }
             let Some(raw) = read.read(json) else { continue };
@@ -298,6 +316,16 @@ impl Shape {
 }
 
 impl FieldRule {
+    /// The canonical value to write: the field, or its declared fallback when it is missing,
+    /// null or empty.
+    fn canonical_value<'a>(&self, obj: &'a Object, field: &str) -> Option<&'a Value> {
+        let present = |v: &&Value| !v.is_null() && v.as_str() != Some("");
+        obj.get(field)
+            .filter(present)
+            .or_else(|| self.or.as_deref().and_then(|o| obj.get(o)).filter(present))
+            .or_else(|| obj.get(field).filter(|v| !v.is_null()))
+    }
+
     fn outbound_value(&self, v: &Value) -> Value {
         let mapped = self
             .values
