@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn mappings_copy() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    for name in ["github.toml", "gitea.toml"] {
+    for name in ["github.toml", "gitea.toml", "gitlab.toml"] {
         std::fs::copy(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("mappings")
@@ -42,10 +42,9 @@ fn shipped_mappings_pass() {
     let dir = mappings_copy();
     let (ok, out) = check(dir.path());
     assert!(ok, "{out}");
-    assert!(
-        out.contains("ok: github") && out.contains("ok: gitea"),
-        "{out}"
-    );
+    for dialect in ["github", "gitea", "gitlab"] {
+        assert!(out.contains(&format!("ok: {dialect}")), "{out}");
+    }
 }
 
 #[test]

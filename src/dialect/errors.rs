@@ -31,14 +31,8 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
     let status_text = status.as_u16().to_string();
     let field = error.field.as_deref().unwrap_or("");
     let resource = error.resource.as_deref().unwrap_or(&spec.default_resource);
-    let message = message.render(|var| match var {
-        "detail" => Some(Cow::Borrowed(error.detail.as_str())),
-        "field" => Some(Cow::Borrowed(field)),
-        _ => None,
-    });
-    let lookup = |var: &str| -> Option<Cow<'_, str>> {
+    let facts = |var: &str| -> Option<Cow<'_, str>> {
         match var {
-            "message" => Some(Cow::Borrowed(message.as_str())),
             "detail" => Some(Cow::Borrowed(error.detail.as_str())),
             "status" => Some(Cow::Borrowed(status_text.as_str())),
             "field" => Some(Cow::Borrowed(field)),
@@ -46,6 +40,13 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
             "resource" => Some(Cow::Borrowed(resource)),
             "web" => Some(Cow::Borrowed(web)),
             _ => None,
+        }
+    };
+    let message = message.render(facts);
+    let lookup = |var: &str| -> Option<Cow<'_, str>> {
+        match var {
+            "message" => Some(Cow::Borrowed(message.as_str())),
+            other => facts(other),
         }
     };
     let validation =

@@ -22,6 +22,7 @@ pub use template::Template;
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("github.toml", include_str!("../../mappings/github.toml")),
     ("gitea.toml", include_str!("../../mappings/gitea.toml")),
+    ("gitlab.toml", include_str!("../../mappings/gitlab.toml")),
 ];
 
 /// A problem in a mapping file, pointing at the file and the key at fault.
