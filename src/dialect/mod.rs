@@ -2,6 +2,7 @@
 //! `CanonicalRequest` (decode), and a canonical `Outcome` becomes the client's answer (encode).
 
 pub mod auth;
+pub mod body;
 pub mod errors;
 pub mod paging;
 
@@ -10,7 +11,7 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use serde_json::Value;
 
-use crate::canonical::{CanonicalError, CanonicalRequest, ErrorKind, Outcome, Params};
+use crate::canonical::{CanonicalError, CanonicalRequest, Outcome, Params};
 use crate::mapping::{Dialect, EncodeCtx, Route};
 
 /// Where the client reached the proxy: used for every URL the answer carries.
@@ -24,13 +25,13 @@ pub struct PublicUrls<'a> {
 }
 
 /// Builds the canonical request from a client's route match, query, headers and body.
-pub fn decode(
+pub async fn decode(
     dialect: &Dialect,
     route: &Route,
     mut params: Params,
     query: &[(String, String)],
     headers: &HeaderMap,
-    body: &[u8],
+    body: bytes::Bytes,
 ) -> Result<CanonicalRequest, CanonicalError> {
     let mut req = CanonicalRequest::new(route.op);
     req.credential = auth::credential(&dialect.auth, headers, query);
@@ -49,7 +50,7 @@ pub fn decode(
         }
     }
     if let Some(shape) = &route.request {
-        let json = parse_body(body)?;
+        let json = body::parse(headers, body).await?;
         req.input = shape.decode_request(&json, &mut params)?;
     }
     req.params = params;
@@ -57,22 +58,6 @@ pub fn decode(
     Ok(req)
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, CanonicalError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Default::default()));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err(CanonicalError::new(
-            ErrorKind::BadRequest,
-            "Body should be a JSON object",
-        )),
-        Err(e) => Err(CanonicalError::new(
-            ErrorKind::BadRequest,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
 
 fn json_response(status: http::StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();
