@@ -90,10 +90,11 @@ impl Gateway {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return self.fail(dialect, route, self.too_large()),
         };
-        let creq = match dialect::decode(dialect, route, params, &query, &parts.headers, bytes).await {
-            Ok(r) => r,
-            Err(e) => return self.fail(dialect, route, e),
-        };
+        let creq =
+            match dialect::decode(dialect, route, params, &query, &parts.headers, bytes).await {
+                Ok(r) => r,
+                Err(e) => return self.fail(dialect, route, e),
+            };
         let (paging, params) = (creq.paging, creq.params.clone());
 
         // Phase: perform, on the upstream or the reference forge.

@@ -35,7 +35,10 @@ pub trait Backend: Send + Sync {
 /// knows: an update that carries a new login (GitLab's `PUT /groups/:id` with `path`) is a
 /// rename followed by an update of the renamed organization. If the update fails, the rename
 /// is undone, and the error says so.
-pub async fn perform(backend: &dyn Backend, req: CanonicalRequest) -> Result<Outcome, CanonicalError> {
+pub async fn perform(
+    backend: &dyn Backend,
+    req: CanonicalRequest,
+) -> Result<Outcome, CanonicalError> {
     let Some(new_login) = req.params.get("new_login").map(str::to_string) else {
         return backend.execute(req).await;
     };
@@ -46,14 +49,19 @@ pub async fn perform(backend: &dyn Backend, req: CanonicalRequest) -> Result<Out
     get.credential = req.credential.clone();
     get.params = req.params.clone();
     let old_login = match backend.execute(get).await? {
-        Outcome::Entity(org) => org.get("login").and_then(|v| v.as_str()).map(str::to_string),
+        Outcome::Entity(org) => org
+            .get("login")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
         _ => None,
     }
     .ok_or_else(|| CanonicalError::not_found("organization not found"))?;
 
     let renaming = new_login != old_login;
     if renaming {
-        backend.execute(rename(&req, &old_login, &new_login)).await?;
+        backend
+            .execute(rename(&req, &old_login, &new_login))
+            .await?;
     }
     let mut update = req.clone();
     update.params = Params::default().with("org", new_login.clone());

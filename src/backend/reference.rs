@@ -230,7 +230,8 @@ impl State {
             "internal" => caller.id().is_some(),
             _ => caller.is_admin() || self.member(org.id, caller.id()).is_some(),
         }
-    }    /// The org a request names, by login or by id.
+    }
+    /// The org a request names, by login or by id.
     fn org_ref(&self, p: &Params) -> Option<u64> {
         match (p.get("org"), p.get("org_id")) {
             (Some(login), _) => self.org_id(login),
@@ -249,14 +250,19 @@ impl State {
     }
 
     fn login_of(&self, user: u64) -> String {
-        self.users.get(&user).map(|u| u.login.clone()).unwrap_or_default()
+        self.users
+            .get(&user)
+            .map(|u| u.login.clone())
+            .unwrap_or_default()
     }
 
     /// The org a request names, if the caller may see it.
     fn visible_org(&self, p: &Params, caller: &Caller) -> Result<u64, CanonicalError> {
         self.org_ref(p)
             .filter(|id| self.orgs.get(id).is_some_and(|o| self.can_see(o, caller)))
-            .ok_or_else(|| CanonicalError::not_found("organization not found").with_resource("Group"))
+            .ok_or_else(|| {
+                CanonicalError::not_found("organization not found").with_resource("Group")
+            })
     }
 
     /// The org a request names, if the caller may manage it.
@@ -717,9 +723,7 @@ impl ReferenceForge {
                     return Err(unauthenticated());
                 }
                 let id = st.visible_org(p, &caller)?;
-                let m = st
-                    .user_ref(p)
-                    .and_then(|u| st.member(id, Some(u)));
+                let m = st.user_ref(p).and_then(|u| st.member(id, Some(u)));
                 let yes = match req.op {
                     OpKind::MemberCheck => m.is_some(),
                     _ => m.is_some_and(|m| m.public),

@@ -14,7 +14,7 @@ use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
 use crate::canonical::{
-    CanonicalError, CanonicalRequest, ErrorKind, Object, OpKind, Outcome, PageOf, Paging,
+    CanonicalError, CanonicalRequest, ErrorKind, Object, OpKind, Outcome, PageOf, Paging, Params,
 };
 use crate::dialect::{auth, errors, paging};
 use crate::mapping::shape::encode_segment;
@@ -103,7 +103,9 @@ impl UpstreamForge {
     fn choose_route(&self, req: &CanonicalRequest) -> Result<&Route, CanonicalError> {
         let given = |route: &Route, p: &str| {
             req.params.get(p).is_some()
-                || route.numeric_for(p).is_some_and(|id| req.params.get(id).is_some())
+                || route
+                    .numeric_for(p)
+                    .is_some_and(|id| req.params.get(id).is_some())
         };
         let obtainable = |route: &Route, p: &str| {
             given(route, p)
@@ -120,7 +122,10 @@ impl UpstreamForge {
         if let Some(route) = routes().find(|r| r.needed_params().all(|p| obtainable(r, p))) {
             return Ok(route);
         }
-        match routes().flat_map(|r| r.needed_params()).find(|p| req.params.get(p).is_none()) {
+        match routes()
+            .flat_map(|r| r.needed_params())
+            .find(|p| req.params.get(p).is_none())
+        {
             Some(missing) => Err(CanonicalError::validation(
                 missing,
                 crate::canonical::ValidationCode::Missing,
@@ -132,7 +137,11 @@ impl UpstreamForge {
 
     /// Fills the route's missing parameters: an id standing in for a login in the path, a
     /// resolution the mapping declares, or a lookup through a derivation.
-    async fn fill_params(&self, route: &Route, req: &mut CanonicalRequest) -> Result<(), CanonicalError> {
+    async fn fill_params(
+        &self,
+        route: &Route,
+        req: &mut CanonicalRequest,
+    ) -> Result<(), CanonicalError> {
         let needed: Vec<String> = route.needed_params().map(str::to_string).collect();
         for param in needed {
             if req.params.get(&param).is_some() {
@@ -171,14 +180,26 @@ impl UpstreamForge {
                 Some(Value::Number(n)) => Ok(n.to_string()),
                 _ => Err(CanonicalError::new(
                     ErrorKind::UpstreamUnavailable,
-                    format!("the {} upstream's {} answer has no {field}", self.dialect.name, op.name()),
+                    format!(
+                        "the {} upstream's {} answer has no {field}",
+                        self.dialect.name,
+                        op.name()
+                    ),
                 )),
             },
-            _ => Err(CanonicalError::not_found(format!("{} found nothing", op.name()))),
+            _ => Err(CanonicalError::not_found(format!(
+                "{} found nothing",
+                op.name()
+            ))),
         }
     }
 
-    async fn derive(&self, d: &Derivation, from: &str, req: &CanonicalRequest) -> Result<String, CanonicalError> {
+    async fn derive(
+        &self,
+        d: &Derivation,
+        from: &str,
+        req: &CanonicalRequest,
+    ) -> Result<String, CanonicalError> {
         let mut sub = CanonicalRequest::new(d.op);
         sub.credential = req.credential.clone();
         sub.params.set(d.from, from);
@@ -209,12 +230,26 @@ impl UpstreamForge {
 
     fn perform(&self, mut req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
         Box::pin(async move {
-            let route = self.choose_route(&req)?;
-            self.fill_params(route, &mut req).await?;
-            self.check_expressible(route, &req)?;
-            match req.op.result() {
-                ResultKind::List(_) => self.list(route, &req).await.map(Outcome::List),
-                _ => self.single(route, req).await,
+            let mut route = self.choose_route(&req)?;
+            loop {
+                self.fill_params(route, &mut req).await?;
+                self.check_expressible(route, &req)?;
+                let result = match req.op.result() {
+                    ResultKind::List(_) => self.list(route, &req).await.map(Outcome::List),
+                    _ => self.single(route, req.clone()).await,
+                };
+                let next = match &result {
+                    Err(e) if route.next_route_on.contains(&e.kind) => self
+                        .dialect
+                        .upstream_routes(req.op)
+                        .skip_while(|r| !std::ptr::eq(*r, route))
+                        .nth(1),
+                    _ => None,
+                };
+                match next {
+                    Some(r) => route = r,
+                    None => return result,
+                }
             }
         })
     }
@@ -229,6 +264,19 @@ impl UpstreamForge {
             .complete_with
             .and_then(|op| self.dialect.upstream_routes(op).next())
             .and_then(|r| r.request.clone());
+        // Parameters that carry meaning (an owner, a new login) must reach the upstream.
+        for param in ["admin", "new_login"] {
+            if req.params.get(param).is_some() && !route.carries(param) {
+                return Err(CanonicalError::validation(
+                    param,
+                    crate::canonical::ValidationCode::Invalid,
+                    format!(
+                        "{param} cannot be passed to the {} upstream",
+                        self.dialect.name
+                    ),
+                ));
+            }
+        }
         for (field, value) in &req.input {
             let storable = route
                 .request
@@ -277,9 +325,14 @@ impl UpstreamForge {
                         let json: Value =
                             serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
                         let json = match (route.list_of_one, json) {
-                            (true, Value::Array(mut items)) if !items.is_empty() => items.swap_remove(0),
+                            (true, Value::Array(mut items)) if !items.is_empty() => {
+                                items.swap_remove(0)
+                            }
                             (true, _) => {
-                                return Err(CanonicalError::not_found(format!("{} found nothing", req.op.name())))
+                                return Err(CanonicalError::not_found(format!(
+                                    "{} found nothing",
+                                    req.op.name()
+                                )))
                             }
                             (false, json) => json,
                         };
@@ -298,8 +351,10 @@ impl UpstreamForge {
                 Outcome::Entity(obj)
             }
         };
-        if let (Some(next_op), Outcome::Entity(created)) = (route.complete_with, &outcome) {
-            return self.complete(route, next_op, &req, created.clone()).await;
+        if let (ResultKind::Entity(_), Outcome::Entity(created), OpKind::OrgCreate) =
+            (req.op.result(), &outcome, req.op)
+        {
+            return self.finish_create(route, &req, created.clone()).await;
         }
         Ok(outcome)
     }
@@ -348,30 +403,15 @@ impl UpstreamForge {
         Ok(obj)
     }
 
-    /// The second step of a declared plan: set what the first call could not carry. When it
-    /// fails, the first step is undone, and the answer says exactly what happened.
-    async fn complete(
+    /// The later steps of a declared create plan: grant ownership to the named user
+    /// (`grant_owner`), then set what the create could not carry (`complete_with`). When a
+    /// step fails, the create is undone, and the answer says exactly what happened.
+    async fn finish_create(
         &self,
         route: &Route,
-        next_op: OpKind,
         req: &CanonicalRequest,
         created: Object,
     ) -> Result<Outcome, CanonicalError> {
-        let remaining: Object = req
-            .input
-            .iter()
-            .filter(|(f, v)| {
-                !route
-                    .request
-                    .as_ref()
-                    .is_some_and(|s| s.writes_canonical(f))
-                    && !is_default_value(f, v)
-            })
-            .map(|(f, v)| (f.clone(), v.clone()))
-            .collect();
-        if remaining.is_empty() {
-            return Ok(Outcome::Entity(created));
-        }
         let Some(login) = created
             .get("login")
             .and_then(Value::as_str)
@@ -380,37 +420,94 @@ impl UpstreamForge {
         else {
             return Ok(Outcome::Entity(created));
         };
-        let mut update = CanonicalRequest::new(next_op);
-        update.credential = req.credential.clone();
-        update.params.set("org", login.clone());
-        update.input = remaining;
-        match self.perform(update).await {
-            Ok(Outcome::Entity(obj)) => Ok(Outcome::Entity(obj)),
-            Ok(_) => Ok(Outcome::Entity(created)),
-            Err(step_error) => {
-                let mut undo = CanonicalRequest::new(OpKind::OrgDelete);
-                undo.credential = req.credential.clone();
-                undo.params.set("org", login.clone());
-                undo.want_result = false;
-                let mut err = step_error.clone();
-                match self.perform(undo).await {
-                    Ok(_) => {
-                        err.detail = format!(
-                            "{} (organization {login} was created upstream, then deleted again: nothing was changed)",
-                            step_error.detail
-                        );
-                    }
-                    Err(undo_error) => {
-                        err.kind = ErrorKind::UpstreamUnavailable;
-                        err.detail = format!(
-                            "organization {login} was created upstream, but setting its other fields failed ({}) and deleting it again failed too ({}); it exists with only its login and display name",
-                            step_error.detail, undo_error.detail
-                        );
-                    }
-                }
-                Err(err)
+        let mut steps = Vec::new();
+        let mut grant_user = None;
+        if let Some(user) = route.grant_owner.as_deref().and_then(|p| req.params.get(p)) {
+            let mut grant = CanonicalRequest::new(OpKind::MemberSetRole);
+            grant.params = Params::default()
+                .with("org", login.clone())
+                .with("user", user);
+            grant.input.insert("is_owner".into(), Value::Bool(true));
+            grant.want_result = false;
+            steps.push((grant, format!("making {user} its owner")));
+            grant_user = Some((
+                route.grant_owner.clone().unwrap_or_default(),
+                user.to_string(),
+            ));
+        }
+        if let Some(next_op) = route.complete_with {
+            let remaining: Object = req
+                .input
+                .iter()
+                .filter(|(f, v)| {
+                    !route
+                        .request
+                        .as_ref()
+                        .is_some_and(|s| s.writes_canonical(f))
+                        && !is_default_value(f, v)
+                })
+                .map(|(f, v)| (f.clone(), v.clone()))
+                .collect();
+            if !remaining.is_empty() {
+                let mut update = CanonicalRequest::new(next_op);
+                update.params.set("org", login.clone());
+                update.input = remaining;
+                steps.push((update, "setting its other fields".to_string()));
             }
         }
+        let mut result = created;
+        for (mut step, what) in steps {
+            step.credential = req.credential.clone();
+            let step_op = step.op;
+            match self.perform(step).await {
+                Ok(Outcome::Entity(obj)) if step_op == OpKind::OrgUpdate => result = obj,
+                Ok(_) => {}
+                Err(mut step_error) => {
+                    // An owner who does not exist is the caller's mistake, not a missing org.
+                    if let (OpKind::MemberSetRole, ErrorKind::NotFound, Some((param, user))) =
+                        (step_op, step_error.kind, &grant_user)
+                    {
+                        step_error = CanonicalError::validation(
+                            param,
+                            crate::canonical::ValidationCode::Invalid,
+                            format!("user {user} does not exist"),
+                        );
+                    }
+                    return Err(self.undo_create(req, &login, &what, step_error).await);
+                }
+            }
+        }
+        Ok(Outcome::Entity(result))
+    }
+
+    async fn undo_create(
+        &self,
+        req: &CanonicalRequest,
+        login: &str,
+        what: &str,
+        step_error: CanonicalError,
+    ) -> CanonicalError {
+        let mut undo = CanonicalRequest::new(OpKind::OrgDelete);
+        undo.credential = req.credential.clone();
+        undo.params.set("org", login);
+        undo.want_result = false;
+        let mut err = step_error.clone();
+        match self.perform(undo).await {
+            Ok(_) => {
+                err.detail = format!(
+                    "{} (organization {login} was created upstream, {what} failed, and it was deleted again: nothing was changed)",
+                    step_error.detail
+                );
+            }
+            Err(undo_error) => {
+                err.kind = ErrorKind::UpstreamUnavailable;
+                err.detail = format!(
+                    "organization {login} was created upstream, but {what} failed ({}) and deleting it again failed too ({}); it exists upstream without that step",
+                    step_error.detail, undo_error.detail
+                );
+            }
+        }
+        err
     }
 
     async fn list(&self, route: &Route, req: &CanonicalRequest) -> Result<PageOf, CanonicalError> {

@@ -106,10 +106,30 @@ pub struct Derivation {
 }
 
 pub const DERIVATIONS: &[Derivation] = &[
-    Derivation { wanted: "org", from: "org_id", op: OpKind::OrgGet, field: "login" },
-    Derivation { wanted: "user", from: "user_id", op: OpKind::UserGet, field: "login" },
-    Derivation { wanted: "user_id", from: "user", op: OpKind::UserGet, field: "id" },
-    Derivation { wanted: "org_id", from: "org", op: OpKind::OrgGet, field: "id" },
+    Derivation {
+        wanted: "org",
+        from: "org_id",
+        op: OpKind::OrgGet,
+        field: "login",
+    },
+    Derivation {
+        wanted: "user",
+        from: "user_id",
+        op: OpKind::UserGet,
+        field: "login",
+    },
+    Derivation {
+        wanted: "user_id",
+        from: "user",
+        op: OpKind::UserGet,
+        field: "id",
+    },
+    Derivation {
+        wanted: "org_id",
+        from: "org",
+        op: OpKind::OrgGet,
+        field: "id",
+    },
 ];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -13,7 +13,7 @@ fn bad(detail: impl Into<String>) -> CanonicalError {
     CanonicalError::new(ErrorKind::BadRequest, detail)
 }
 
-pub async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Value, CanonicalError> {
+pub async fn parse(headers: &HeaderMap, body: Bytes, forms: bool) -> Result<Value, CanonicalError> {
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -22,13 +22,13 @@ pub async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Value, CanonicalE
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    if content_type.starts_with("application/x-www-form-urlencoded") {
+    if forms && content_type.starts_with("application/x-www-form-urlencoded") {
         let fields = url::form_urlencoded::parse(&body)
             .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
             .collect();
         return Ok(Value::Object(fields));
     }
-    if content_type.starts_with("multipart/form-data") {
+    if forms && content_type.starts_with("multipart/form-data") {
         return multipart(&content_type, body).await;
     }
     match serde_json::from_slice::<Value>(&body) {
@@ -39,18 +39,28 @@ pub async fn parse(headers: &HeaderMap, body: Bytes) -> Result<Value, CanonicalE
 }
 
 async fn multipart(content_type: &str, body: Bytes) -> Result<Value, CanonicalError> {
-    let boundary = multer::parse_boundary(content_type).map_err(|e| bad(format!("multipart body: {e}")))?;
+    let boundary =
+        multer::parse_boundary(content_type).map_err(|e| bad(format!("multipart body: {e}")))?;
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
     let mut form = multer::Multipart::new(stream, boundary);
     let mut fields = Map::new();
-    while let Some(field) = form.next_field().await.map_err(|e| bad(format!("multipart body: {e}")))? {
-        let Some(name) = field.name().map(str::to_string) else { continue };
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad(format!("multipart body: {e}")))?
+    {
+        let Some(name) = field.name().map(str::to_string) else {
+            continue;
+        };
         let is_file = field.file_name().is_some();
         let mime = field
             .content_type()
             .map(|m| m.essence_str().to_string())
             .unwrap_or_else(|| "application/octet-stream".into());
-        let data = field.bytes().await.map_err(|e| bad(format!("multipart body: {e}")))?;
+        let data = field
+            .bytes()
+            .await
+            .map_err(|e| bad(format!("multipart body: {e}")))?;
         let value = if is_file {
             let encoded = base64::engine::general_purpose::STANDARD.encode(&data);
             format!("data:{mime};base64,{encoded}")

@@ -50,14 +50,13 @@ pub async fn decode(
         }
     }
     if let Some(shape) = &route.request {
-        let json = body::parse(headers, body).await?;
+        let json = body::parse(headers, body, dialect.forms).await?;
         req.input = shape.decode_request(&json, &mut params)?;
     }
     req.params = params;
     req.want_result = route.response.is_some() || route.location.is_some();
     Ok(req)
 }
-
 
 fn json_response(status: http::StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let bytes = serde_json::to_vec(body).unwrap_or_default();

@@ -84,6 +84,7 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
             name: raw.dialect,
             file: file.to_string(),
             base_paths: raw.base_paths,
+            forms: raw.forms,
             auth,
             pagination,
             errors,
@@ -140,7 +141,9 @@ fn compile_values(
                         continue;
                     }
                 };
-                map.to_canonical.entry(key).or_insert_with(|| canonical.clone());
+                map.to_canonical
+                    .entry(key)
+                    .or_insert_with(|| canonical.clone());
                 if i == 0 {
                     map.to_dialect.insert(canonical.clone(), v.clone());
                 }
@@ -238,7 +241,6 @@ fn build_shape(
     done.insert(name.to_string(), compiled.clone());
     Some(compiled)
 }
-
 
 #[allow(clippy::too_many_arguments)]
 fn build_rule(
@@ -387,7 +389,13 @@ fn build_rule(
     };
     if let Some(other) = &f.or {
         if entity.field_type(other).is_none() || f.canonical.is_none() {
-            cx.err(key, format!("or = {other:?} needs canonical and a canonical field of {}", entity.name()));
+            cx.err(
+                key,
+                format!(
+                    "or = {other:?} needs canonical and a canonical field of {}",
+                    entity.name()
+                ),
+            );
             return None;
         }
     }
@@ -799,23 +807,56 @@ fn compile_routes(
         let mut numeric = Vec::new();
         for (placeholder, id_param) in &o.numeric {
             if !path_template.vars().any(|v| v == placeholder) {
-                cx.err(format!("{key}.numeric"), format!("{{{placeholder}}} is not a placeholder of the path"));
+                cx.err(
+                    format!("{key}.numeric"),
+                    format!("{{{placeholder}}} is not a placeholder of the path"),
+                );
             }
             if !PARAM_NAMES.contains(&id_param.as_str()) {
-                cx.err(format!("{key}.numeric"), format!("{id_param:?} is not a parameter"));
+                cx.err(
+                    format!("{key}.numeric"),
+                    format!("{id_param:?} is not a parameter"),
+                );
             }
             numeric.push((placeholder.clone(), id_param.clone()));
         }
         for need in &o.needs {
             if !PARAM_NAMES.contains(&need.as_str()) {
-                cx.err(format!("{key}.needs"), format!("{need:?} is not a parameter"));
+                cx.err(
+                    format!("{key}.needs"),
+                    format!("{need:?} is not a parameter"),
+                );
             }
         }
         if o.list_of_one && !matches!(result, ResultKind::Entity(_)) {
-            cx.err(format!("{key}.list_of_one"), format!("{} does not return one entity", op.name()));
+            cx.err(
+                format!("{key}.list_of_one"),
+                format!("{} does not return one entity", op.name()),
+            );
+        }
+        if let Some(p) = &o.grant_owner {
+            if !PARAM_NAMES.contains(&p.as_str()) || op != OpKind::OrgCreate {
+                cx.err(
+                    format!("{key}.grant_owner"),
+                    format!("{p:?}: grant_owner takes a parameter, on org.create only"),
+                );
+            }
+        }
+        let mut next_route_on = Vec::new();
+        for kind in &o.next_route_on {
+            match ErrorKind::parse(kind) {
+                Some(k) => next_route_on.push(k),
+                None => cx.err(
+                    format!("{key}.next_route_on"),
+                    format!("unknown canonical error kind {kind:?}"),
+                ),
+            }
         }
         if o.upstream_only && o.inbound_only {
-            cx.err(key.clone(), "a route cannot be both inbound_only and upstream_only");
+            cx.err(
+                key.clone(),
+                "a route cannot be both inbound_only and upstream_only",
+            );
         }
         let idx = routes.len();
         if !o.upstream_only {
@@ -855,7 +896,13 @@ fn compile_routes(
             needs: o.needs.clone(),
             list_of_one: o.list_of_one,
             upstream_only: o.upstream_only,
-            fixed_query: o.fixed_query.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            fixed_query: o
+                .fixed_query
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            grant_owner: o.grant_owner.clone(),
+            next_route_on,
         });
     }
     (routes, routers)

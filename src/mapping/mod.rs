@@ -154,6 +154,8 @@ pub struct Route {
     pub list_of_one: bool,
     pub upstream_only: bool,
     pub fixed_query: Vec<(String, String)>,
+    pub grant_owner: Option<String>,
+    pub next_route_on: Vec<ErrorKind>,
 }
 
 impl Route {
@@ -172,6 +174,20 @@ impl Route {
             .chain(self.needs.iter().map(String::as_str))
     }
 
+    /// Whether the route carries a parameter to the upstream (path, body, query or a plan step).
+    pub fn carries(&self, param: &str) -> bool {
+        self.needed_params().any(|p| p == param)
+            || self.numeric.iter().any(|(_, id)| id == param)
+            || self.query.iter().any(|(p, _)| p == param)
+            || self.resolve.iter().any(|(p, _)| p == param)
+            || self.grant_owner.as_deref() == Some(param)
+            || self.request.as_ref().is_some_and(|s| {
+                s.fields
+                    .iter()
+                    .any(|f| matches!(&f.source, shape::Source::Param(p) if p == param))
+            })
+    }
+
     /// The id parameter that may fill a path placeholder.
     pub fn numeric_for(&self, placeholder: &str) -> Option<&str> {
         self.numeric
@@ -186,6 +202,7 @@ pub struct Dialect {
     pub name: String,
     pub file: String,
     pub base_paths: Vec<String>,
+    pub forms: bool,
     pub auth: AuthSpec,
     pub pagination: PaginationSpec,
     pub errors: ErrorSpec,

@@ -10,6 +10,10 @@ use serde::Deserialize;
 pub struct RawDialect {
     pub dialect: String,
     pub base_paths: Vec<String>,
+    /// Request bodies may also be form-encoded or multipart (GitLab); otherwise bodies are JSON
+    /// whatever their Content-Type says, as GitHub and Gitea read them.
+    #[serde(default)]
+    pub forms: bool,
     pub auth: RawAuth,
     pub pagination: RawPagination,
     pub errors: RawErrors,
@@ -143,6 +147,14 @@ pub struct RawOperation {
     /// Used only to call an upstream of this dialect; never matched for clients.
     #[serde(default)]
     pub upstream_only: bool,
+    /// After a create, make the user this parameter names an owner (member.set_role), undoing
+    /// the create if that fails.
+    #[serde(default)]
+    pub grant_owner: Option<String>,
+    /// Canonical error kinds on which the next route for the operation is tried instead
+    /// (GitLab adds a member with POST, but answers 409 for an existing one, whose role PUT sets).
+    #[serde(default)]
+    pub next_route_on: Vec<String>,
     /// Query parameters always sent to an upstream of this dialect on this route.
     #[serde(default)]
     pub fixed_query: BTreeMap<String, String>,

@@ -186,7 +186,7 @@ impl Shape {
         let mut out = serde_json::Map::new();
         for rule in self.fields.iter().filter(|r| r.write) {
             let value = match &rule.source {
-                Source::Canonical(field) => match obj.get(field) {
+                Source::Canonical(field) => match rule.canonical_value(obj, field) {
                     Some(v) => rule.outbound_value(v),
                     None => continue,
                 },
