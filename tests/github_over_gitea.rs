@@ -156,9 +156,9 @@ fn list_all_orgs_with_since_cursor_yields_each_once() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(ids, sorted, "ascending ids, no repeats");
-    // 23 new orgs plus the seeded public one and the admin-visible private one.
-    assert_eq!(items.len(), 25);
-    assert_eq!(pages, 5);
+    // 23 new orgs plus the two seeded public ones and the admin-visible private one.
+    assert_eq!(items.len(), 26);
+    assert_eq!(pages, 6);
     for org in &items {
         assert_simple_org(org, &s.proxy.url);
     }
@@ -188,7 +188,10 @@ fn caller_and_user_org_lists_paginate_with_links_on_the_proxy() {
     assert_eq!(pages, 3);
     let mut logins: Vec<&str> = items.iter().filter_map(|o| o["login"].as_str()).collect();
     logins.sort();
-    assert_eq!(logins, vec!["acme", "team-0", "team-1", "team-2", "team-3"]);
+    assert_eq!(
+        logins,
+        vec!["acme", "team-0", "team-1", "team-2", "team-3", "widgets"]
+    );
 
     // Only public memberships show for another user.
     let bob_view = gh.as_user("bob-token").get("/users/alice/orgs");

@@ -47,7 +47,11 @@ pub async fn perform(
     }
     let mut get = CanonicalRequest::new(OpKind::OrgGet);
     get.credential = req.credential.clone();
-    get.params = req.params.clone();
+    for key in ["org", "org_id"] {
+        if let Some(v) = req.params.get(key) {
+            get.params.set(key, v);
+        }
+    }
     let old_login = match backend.execute(get).await? {
         Outcome::Entity(org) => org
             .get("login")

@@ -225,7 +225,13 @@ impl UpstreamForge {
             .find(|o| o.get("id").is_some_and(|v| value_text(v) == from))
             .and_then(|o| o.get(d.field))
             .map(value_text)
-            .ok_or_else(|| CanonicalError::not_found(format!("nothing with id {from}")))
+            .ok_or_else(|| {
+                let err = CanonicalError::not_found(format!("nothing with id {from}"));
+                match d.op {
+                    OpKind::UserGet => err.with_resource("User"),
+                    _ => err,
+                }
+            })
     }
 
     fn perform(&self, mut req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {

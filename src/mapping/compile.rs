@@ -233,10 +233,19 @@ fn build_shape(
         }
     }
     stack.pop();
+    for field in &shape.ignores {
+        if entity.field_type(field).is_none() {
+            cx.err(
+                format!("{key}.ignores"),
+                format!("unknown canonical field {field:?} of {}", entity.name()),
+            );
+        }
+    }
     let compiled = Arc::new(Shape {
         name: name.to_string(),
         entity,
         fields,
+        ignores: shape.ignores.clone(),
     });
     done.insert(name.to_string(), compiled.clone());
     Some(compiled)

@@ -164,6 +164,10 @@ pub struct RawOperation {
 #[serde(deny_unknown_fields)]
 pub struct RawShape {
     pub entity: String,
+    /// Canonical fields this request shape has no place for and may drop: a lossy direction
+    /// declared on purpose (e.g. GitHub's admin user create takes no display name).
+    #[serde(default)]
+    pub ignores: Vec<String>,
     #[serde(default)]
     pub include: Option<String>,
     pub fields: Vec<RawField>,

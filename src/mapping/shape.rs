@@ -20,6 +20,7 @@ pub struct Shape {
     pub name: String,
     pub entity: Entity,
     pub fields: Vec<FieldRule>,
+    pub ignores: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -201,11 +202,13 @@ impl Shape {
         Value::Object(out)
     }
 
-    /// Canonical fields and parameters this shape can carry in a request.
+    /// Whether this request shape carries a canonical field, or declares it may drop it.
     pub fn writes_canonical(&self, field: &str) -> bool {
-        self.fields
-            .iter()
-            .any(|r| r.write && matches!(&r.source, Source::Canonical(f) if f == field))
+        self.ignores.iter().any(|f| f == field)
+            || self
+                .fields
+                .iter()
+                .any(|r| r.write && matches!(&r.source, Source::Canonical(f) if f == field))
     }
 
     /// A dialect response body → canonical. Lenient: a missing or odd field is left out.

@@ -130,11 +130,13 @@ pub fn seed() -> Value {
         "users": [
             {"login": "alice", "token": "alice-token", "display_name": "Alice"},
             {"login": "bob", "token": "bob-token"},
-            {"login": "carol", "token": "carol-token"}
+            {"login": "carol", "token": "carol-token"},
+            {"login": "dave", "token": "dave-token"}
         ],
         "orgs": [
             {"login": "acme", "display_name": "Acme", "description": "Rockets",
              "owners": ["alice"], "members": ["bob"], "public_members": ["alice"]},
+            {"login": "widgets", "owners": ["alice"], "members": ["carol"]},
             {"login": "hidden", "visibility": "private", "owners": ["carol"]}
         ]
     })
