@@ -55,7 +55,7 @@ struct ServeArgs {
     /// `reference` for the embedded forge, or the upstream forge's base URL.
     #[arg(long)]
     upstream: Option<String>,
-    /// The upstream's dialect: github, gitea.
+    /// The upstream's dialect: github, gitea, gitlab.
     #[arg(long)]
     upstream_dialect: Option<String>,
     /// Token of the reference forge's site administrator `admin`.

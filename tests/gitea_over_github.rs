@@ -78,9 +78,10 @@ fn create_runs_the_declared_plan_and_every_field_lands() {
         .get("/orgs/bakery/memberships/admin")
         .json();
     assert_eq!(membership["role"], "admin");
-    // A user who is not a site admin cannot create through GitHub's API: refused, nothing made.
+    // A user who is not a site admin cannot create through GitHub's API: refused (GitHub's
+    // site-admin 404 is a 403 to a Gitea client), and nothing is made.
     let refused = gitea(&s, "alice-token").post("/orgs", json!({"username": "alices"}));
-    assert_eq!(refused.status, 404, "{}", refused.text);
+    assert_eq!(refused.status, 403, "{}", refused.text);
     assert!(!org_logins(&s.upstream).contains(&"alices".to_string()));
 }
 

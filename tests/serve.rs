@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 fn users_are_created_through_each_admin_api() {
     let forge = Instance::reference();
     let gitea = Client::new(format!("{}/api/v1", forge.url), Some(ADMIN_TOKEN));
-    let r = gitea.post("/admin/users", json!({"username": "dave", "email": "dave@example.com", "password": "s3cret-pass", "full_name": "Dave"}));
+    let r = gitea.post("/admin/users", json!({"username": "gina", "email": "gina@example.com", "password": "s3cret-pass", "full_name": "Gina"}));
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(r.json()["login"], "dave");
-    assert_eq!(r.json()["full_name"], "Dave");
+    assert_eq!(r.json()["login"], "gina");
+    assert_eq!(r.json()["full_name"], "Gina");
 
     let github = Client::new(format!("{}/api/v3", forge.url), Some(ADMIN_TOKEN));
     let r = github.post(
@@ -25,12 +25,12 @@ fn users_are_created_through_each_admin_api() {
     );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.json()["type"], "User");
-    assert_eq!(github.get("/users/dave").json()["login"], "dave");
+    assert_eq!(github.get("/users/gina").json()["login"], "gina");
     assert_eq!(gitea.get("/users/erin").json()["email"], "erin@example.com");
 
     // Taken names and non-admin callers are refused in each dialect's shape.
     assert_eq!(
-        github.post("/admin/users", json!({"login": "dave"})).status,
+        github.post("/admin/users", json!({"login": "gina"})).status,
         422
     );
     let r = Client::new(format!("{}/api/v3", forge.url), Some("alice-token"))

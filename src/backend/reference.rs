@@ -314,7 +314,9 @@ impl State {
         let mut obj = Object::new();
         obj.insert("id".into(), Value::from(u.id));
         obj.insert("login".into(), Value::from(u.login.clone()));
-        obj.insert("display_name".into(), Value::from(u.display_name.clone()));
+        if !u.display_name.is_empty() {
+            obj.insert("display_name".into(), Value::from(u.display_name.clone()));
+        }
         obj.insert("email".into(), Value::from(u.email.clone()));
         obj.insert(
             "avatar_url".into(),

@@ -63,7 +63,11 @@ impl UpstreamForge {
             anyhow::bail!("upstream URL must be http or https: {base_url}");
         }
         let base_path = dialect.base_paths.first().cloned().unwrap_or_default();
-        let api_root = if base_url.ends_with(&base_path) {
+        // A URL with a path is the API root as given (https://ghe.example.com/api/v3); so is
+        // api.github.com, which serves the API at its root. Otherwise the dialect's base path
+        // is appended (https://gitea.example.com → …/api/v1).
+        let as_given = parsed.path() != "/" || parsed.host_str() == Some("api.github.com");
+        let api_root = if as_given {
             base_url.clone()
         } else {
             format!("{base_url}{base_path}")
@@ -277,7 +281,7 @@ impl UpstreamForge {
                     param,
                     crate::canonical::ValidationCode::Invalid,
                     format!(
-                        "{param} cannot be passed to the {} upstream",
+                        "{{field}} cannot be passed to the {} upstream",
                         self.dialect.name
                     ),
                 ));
@@ -296,7 +300,7 @@ impl UpstreamForge {
                     field,
                     crate::canonical::ValidationCode::Invalid,
                     format!(
-                        "{field} cannot be stored by the {} upstream",
+                        "{{field}} cannot be stored by the {} upstream",
                         self.dialect.name
                     ),
                 ));
@@ -319,7 +323,7 @@ impl UpstreamForge {
             return Ok(Outcome::Flag(false));
         }
         if !answer.status.is_success() {
-            return Err(self.upstream_error(&req, &answer));
+            return Err(self.upstream_error(route, &req, &answer));
         }
         let outcome = match req.op.result() {
             ResultKind::Flag => Outcome::Flag(true),
@@ -624,7 +628,7 @@ impl UpstreamForge {
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
         let answer = self.send(route, req, query, None).await?;
         if !answer.status.is_success() {
-            return Err(self.upstream_error(req, &answer));
+            return Err(self.upstream_error(route, req, &answer));
         }
         let json: Value = serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
         let Value::Array(raw_items) = json else {
@@ -783,8 +787,17 @@ impl UpstreamForge {
         )
     }
 
-    fn upstream_error(&self, req: &CanonicalRequest, answer: &Answer) -> CanonicalError {
+    fn upstream_error(
+        &self,
+        route: &Route,
+        req: &CanonicalRequest,
+        answer: &Answer,
+    ) -> CanonicalError {
         let mut err = errors::decode(&self.dialect, answer.status, &answer.body);
+        if let (ErrorKind::NotFound, Some(kind)) = (err.kind, route.upstream_not_found_as) {
+            err.kind = kind;
+            err.detail = format!("the {} upstream refused the caller", self.dialect.name);
+        }
         err.detail = err.detail.replace(&self.base_url, &self.public_url);
         if err.kind == ErrorKind::Conflict {
             let name = req

@@ -31,9 +31,15 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
     let status_text = status.as_u16().to_string();
     let field = error.field.as_deref().unwrap_or("");
     let resource = error.resource.as_deref().unwrap_or(&spec.default_resource);
+    // A detail may name the field as {field}: it reads in the client's own terms.
+    let detail = if error.detail.contains("{field}") {
+        error.detail.replace("{field}", field)
+    } else {
+        error.detail.clone()
+    };
     let facts = |var: &str| -> Option<Cow<'_, str>> {
         match var {
-            "detail" => Some(Cow::Borrowed(error.detail.as_str())),
+            "detail" => Some(Cow::Borrowed(detail.as_str())),
             "status" => Some(Cow::Borrowed(status_text.as_str())),
             "field" => Some(Cow::Borrowed(field)),
             "code" => Some(Cow::Borrowed(code)),

@@ -115,7 +115,7 @@ fn to_json(v: &toml::Value) -> Value {
 
 fn compile_values(
     cx: &mut Ctx<'_>,
-    raw: &BTreeMap<String, BTreeMap<String, toml::Value>>,
+    raw: &BTreeMap<String, toml::Table>,
 ) -> HashMap<String, Arc<ValueMap>> {
     let mut out = HashMap::new();
     for (name, table) in raw {
@@ -730,6 +730,19 @@ fn compile_routes(
                 format!("{} answers yes or no: give the status for no", op.name()),
             );
         }
+        let upstream_not_found_as = match &o.upstream_not_found_as {
+            Some(k) => match ErrorKind::parse(k) {
+                Some(kind) => Some(kind),
+                None => {
+                    cx.err(
+                        format!("{key}.upstream_not_found_as"),
+                        format!("unknown canonical error kind {k:?}"),
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
         let forbidden_as = match &o.forbidden_as {
             Some(k) => match ErrorKind::parse(k) {
                 Some(kind) => Some(kind),
@@ -911,6 +924,7 @@ fn compile_routes(
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
             grant_owner: o.grant_owner.clone(),
+            upstream_not_found_as,
             next_route_on,
         });
     }

@@ -156,6 +156,7 @@ pub struct Route {
     pub fixed_query: Vec<(String, String)>,
     pub grant_owner: Option<String>,
     pub next_route_on: Vec<ErrorKind>,
+    pub upstream_not_found_as: Option<ErrorKind>,
 }
 
 impl Route {

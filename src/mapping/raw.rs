@@ -18,7 +18,9 @@ pub struct RawDialect {
     pub pagination: RawPagination,
     pub errors: RawErrors,
     #[serde(default)]
-    pub values: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    /// Value maps keep their file order: the first canonical value listed for a dialect value
+    /// is the one it reads back as.
+    pub values: BTreeMap<String, toml::Table>,
     pub operations: Vec<RawOperation>,
     #[serde(default)]
     pub shapes: BTreeMap<String, RawShape>,
@@ -155,6 +157,10 @@ pub struct RawOperation {
     /// (GitLab adds a member with POST, but answers 409 for an existing one, whose role PUT sets).
     #[serde(default)]
     pub next_route_on: Vec<String>,
+    /// What a 404 from an upstream of this dialect means on this route (GitHub's site-admin
+    /// routes answer 404 to callers who are not site administrators).
+    #[serde(default)]
+    pub upstream_not_found_as: Option<String>,
     /// Query parameters always sent to an upstream of this dialect on this route.
     #[serde(default)]
     pub fixed_query: BTreeMap<String, String>,
