@@ -116,14 +116,10 @@ impl Gateway {
         let mut shown = crate::canonical::CanonicalRequest::new(route.op);
         shown.params = params;
         shown.paging = paging;
-        let mut resp = dialect::encode(dialect, route, &shown, outcome, &urls, &query);
-        if dialect.name == "github" {
-            resp.headers_mut().insert(
-                "x-github-media-type",
-                HeaderValue::from_static("github.v3; format=json"),
-            );
-        }
-        resp
+        with_headers(
+            dialect,
+            dialect::encode(dialect, route, &shown, outcome, &urls, &query),
+        )
     }
 
     fn too_large(&self) -> CanonicalError {
@@ -152,7 +148,10 @@ impl Gateway {
             err.detail = "invalid".into();
         }
         tracing::Span::current().record("error", err.kind.name());
-        dialect::errors::render(dialect, &err, &self.public_url)
+        with_headers(
+            dialect,
+            dialect::errors::render(dialect, &err, &self.public_url),
+        )
     }
 
     /// Renders an error for a request that never reached a route (deadline, panic), in the
@@ -184,6 +183,14 @@ fn dialect_key(route: &Route, field: &str) -> Option<String> {
             Source::Canonical(f) | Source::Param(f) if f == field => Some(rule.key.clone()),
             _ => None,
         })
+}
+
+/// The dialect's own headers on every answer (e.g. GitHub's X-GitHub-Media-Type).
+fn with_headers(dialect: &Dialect, mut resp: HttpResponse) -> HttpResponse {
+    for (name, value) in &dialect.headers {
+        resp.headers_mut().insert(name.clone(), value.clone());
+    }
+    resp
 }
 
 fn plain(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> HttpResponse {

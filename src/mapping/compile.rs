@@ -60,6 +60,16 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
         errors: Vec::new(),
     };
 
+    let mut headers = Vec::new();
+    for (name, value) in &raw.headers {
+        match (HeaderName::from_str(name), HeaderValue::from_str(value)) {
+            (Ok(n), Ok(v)) => headers.push((n, v)),
+            _ => cx.err(
+                format!("headers.{name}"),
+                "not a valid header name and value",
+            ),
+        }
+    }
     let values = compile_values(&mut cx, &raw.values);
     let shapes = compile_shapes(&mut cx, &raw.shapes, &values);
     let auth = compile_auth(&mut cx, &raw);
@@ -85,6 +95,7 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
             file: file.to_string(),
             base_paths: raw.base_paths,
             forms: raw.forms,
+            headers,
             auth,
             pagination,
             errors,

@@ -204,6 +204,7 @@ pub struct Dialect {
     pub file: String,
     pub base_paths: Vec<String>,
     pub forms: bool,
+    pub headers: Vec<(HeaderName, HeaderValue)>,
     pub auth: AuthSpec,
     pub pagination: PaginationSpec,
     pub errors: ErrorSpec,

@@ -14,6 +14,9 @@ pub struct RawDialect {
     /// whatever their Content-Type says, as GitHub and Gitea read them.
     #[serde(default)]
     pub forms: bool,
+    /// Headers set on every answer to a client of this dialect.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
     pub auth: RawAuth,
     pub pagination: RawPagination,
     pub errors: RawErrors,
