@@ -102,10 +102,15 @@ impl Instance {
 
     /// The reference forge, seeded with `seed()`.
     pub fn reference() -> Instance {
+        Instance::reference_with(&seed())
+    }
+
+    /// The reference forge, seeded with `data`.
+    pub fn reference_with(data: &Value) -> Instance {
         let dir = tempfile::tempdir().expect("tempdir");
         let seed_path = dir.path().join("seed.json");
         let mut f = std::fs::File::create(&seed_path).expect("seed file");
-        f.write_all(seed().to_string().as_bytes())
+        f.write_all(data.to_string().as_bytes())
             .expect("write seed");
         let inst = Instance::start(
             &["--reference-seed", seed_path.to_str().unwrap_or_default()],
