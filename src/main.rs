@@ -181,13 +181,22 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
                 )
             })?
             .clone();
-        Arc::new(UpstreamForge::new(
+        let keeps_avatars = forgebridge::backend::avatars::upstream_stores_avatars(&dialect);
+        let upstream: Arc<dyn Backend> = Arc::new(UpstreamForge::new(
             dialect,
             &settings.upstream.url,
             &public_url,
             settings.upstream_timeout(),
             settings.upstream.max_walk_pages,
-        )?)
+        )?);
+        if keeps_avatars {
+            upstream
+        } else {
+            Arc::new(forgebridge::backend::avatars::AvatarKeeper::new(
+                upstream,
+                &public_url,
+            ))
+        }
     };
     let listener = tokio::net::TcpListener::bind(&settings.server.listen)
         .await

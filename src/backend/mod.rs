@@ -2,6 +2,7 @@
 //! upstream (a real forge, or another forgebridge, spoken to in its dialect) and the embedded
 //! in-memory reference forge.
 
+pub mod avatars;
 pub mod reference;
 pub mod upstream;
 

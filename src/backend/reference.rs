@@ -72,6 +72,8 @@ struct State {
     members: BTreeMap<(u64, u64), Membership>,
     events: Vec<Event>,
     tokens: HashMap<String, u64>,
+    /// Uploaded images by org id: media type and bytes.
+    avatars: HashMap<u64, (String, Bytes)>,
 }
 
 /// Organization profile fields a client may set, with their canonical types.
@@ -360,6 +362,13 @@ impl State {
         });
     }
 
+    /// Stores an uploaded avatar, checked beforehand by `avatar_of`.
+    fn set_avatar(&mut self, org: u64, avatar: Option<(String, Bytes)>) {
+        if let Some(image) = avatar {
+            self.avatars.insert(org, image);
+        }
+    }
+
     fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id
@@ -425,6 +434,24 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// The avatar a request uploads (a data: URL), checked before anything is written.
+fn avatar_of(input: &Object) -> Result<Option<(String, Bytes)>, CanonicalError> {
+    let Some(value) = input.get("avatar") else {
+        return Ok(None);
+    };
+    value
+        .as_str()
+        .and_then(crate::canonical::avatar::decode)
+        .map(|(mime, bytes)| Some((mime, Bytes::from(bytes))))
+        .ok_or_else(|| {
+            CanonicalError::validation(
+                "avatar",
+                ValidationCode::Invalid,
+                "the avatar is not a base64 image",
+            )
+        })
 }
 
 impl ReferenceForge {
@@ -566,6 +593,7 @@ impl ReferenceForge {
             }
             OpKind::OrgCreate => {
                 let me = caller.id().ok_or_else(unauthenticated)?;
+                let avatar = avatar_of(&req.input)?;
                 let owner = match p.get("admin") {
                     Some(admin) => {
                         if !caller.is_admin() {
@@ -631,6 +659,7 @@ impl ReferenceForge {
                         public: false,
                     },
                 );
+                st.set_avatar(id, avatar);
                 st.record(
                     "org_created",
                     Some(me),
@@ -648,11 +677,13 @@ impl ReferenceForge {
                     .ok_or_else(|| CanonicalError::not_found("organization vanished"))?;
                 let (mut profile, mut visibility) = (org.profile.clone(), org.visibility.clone());
                 State::apply_profile(&mut profile, &mut visibility, &req.input)?;
+                let avatar = avatar_of(&req.input)?;
                 if let Some(o) = st.orgs.get_mut(&id) {
                     o.profile = profile;
                     o.visibility = visibility;
                     o.updated_at = now();
                 }
+                st.set_avatar(id, avatar);
                 st.record(
                     "org_updated",
                     caller.id(),
@@ -693,9 +724,22 @@ impl ReferenceForge {
                 );
                 Ok(Outcome::Entity(st.org_object(id, url)))
             }
+            OpKind::OrgSetAvatar => {
+                let id = st.managed_org(p, &caller)?;
+                let Some(avatar) = avatar_of(&req.input)? else {
+                    return Err(CanonicalError::validation(
+                        "avatar",
+                        ValidationCode::Missing,
+                        "the image is missing",
+                    ));
+                };
+                st.set_avatar(id, Some(avatar));
+                Ok(Outcome::Done)
+            }
             OpKind::OrgDelete => {
                 let id = st.managed_org(p, &caller)?;
                 st.orgs.remove(&id);
+                st.avatars.remove(&id);
                 st.members.retain(|(o, _), _| *o != id);
                 st.events.retain(|e| e.org != id);
                 Ok(Outcome::Done)
@@ -915,18 +959,22 @@ impl Backend for ReferenceForge {
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
         let found = rest.parse::<u64>().ok().and_then(|id| {
             let st = self.lock();
+            if let Some((mime, bytes)) = st.avatars.get(&id) {
+                return Some(Avatar {
+                    content_type: mime.clone(),
+                    bytes: bytes.clone(),
+                });
+            }
             st.orgs
                 .get(&id)
                 .map(|o| o.login.clone())
                 .or_else(|| st.users.get(&id).map(|u| u.login.clone()))
+                .map(|login| Avatar {
+                    content_type: "image/svg+xml".into(),
+                    bytes: Bytes::from(identicon(&login)),
+                })
         });
-        Box::pin(async move {
-            let login = found?;
-            Some(Avatar {
-                content_type: "image/svg+xml".into(),
-                bytes: Bytes::from(identicon(&login)),
-            })
-        })
+        Box::pin(async move { found })
     }
 }
 

@@ -270,10 +270,12 @@ impl UpstreamForge {
         route: &Route,
         req: &CanonicalRequest,
     ) -> Result<(), CanonicalError> {
-        let completion = route
+        let completion: Vec<_> = route
             .complete_with
-            .and_then(|op| self.dialect.upstream_routes(op).next())
-            .and_then(|r| r.request.clone());
+            .iter()
+            .filter_map(|op| self.dialect.upstream_routes(*op).next())
+            .filter_map(|r| r.request.clone())
+            .collect();
         // Parameters that carry meaning (an owner, a new login) must reach the upstream.
         for param in ["admin", "new_login"] {
             if req.params.get(param).is_some() && !route.carries(param) {
@@ -292,9 +294,7 @@ impl UpstreamForge {
                 .request
                 .as_ref()
                 .is_some_and(|s| s.writes_canonical(field))
-                || completion
-                    .as_ref()
-                    .is_some_and(|s| s.writes_canonical(field));
+                || completion.iter().any(|s| s.writes_canonical(field));
             if !storable && !is_default_value(field, value) {
                 return Err(CanonicalError::validation(
                     field,
@@ -445,24 +445,36 @@ impl UpstreamForge {
                 user.to_string(),
             ));
         }
-        if let Some(next_op) = route.complete_with {
-            let remaining: Object = req
+        let carried = |f: &str| {
+            route
+                .request
+                .as_ref()
+                .is_some_and(|s| s.writes_canonical(f))
+        };
+        let mut taken: Vec<String> = Vec::new();
+        for next_op in &route.complete_with {
+            let shape = self
+                .dialect
+                .upstream_routes(*next_op)
+                .next()
+                .and_then(|r| r.request.clone());
+            let step_input: Object = req
                 .input
                 .iter()
-                .filter(|(f, v)| {
-                    !route
-                        .request
-                        .as_ref()
-                        .is_some_and(|s| s.writes_canonical(f))
-                        && !is_default_value(f, v)
-                })
+                .filter(|(f, v)| !carried(f) && !is_default_value(f, v) && !taken.contains(f))
+                .filter(|(f, _)| shape.as_ref().is_some_and(|s| s.writes_canonical(f)))
                 .map(|(f, v)| (f.clone(), v.clone()))
                 .collect();
-            if !remaining.is_empty() {
-                let mut update = CanonicalRequest::new(next_op);
-                update.params.set("org", login.clone());
-                update.input = remaining;
-                steps.push((update, "setting its other fields".to_string()));
+            if !step_input.is_empty() {
+                taken.extend(step_input.keys().cloned());
+                let mut step = CanonicalRequest::new(*next_op);
+                step.params.set("org", login.clone());
+                step.input = step_input;
+                let what = match next_op {
+                    OpKind::OrgSetAvatar => "uploading its avatar".to_string(),
+                    _ => "setting its other fields".to_string(),
+                };
+                steps.push((step, what));
             }
         }
         let mut result = created;
@@ -700,6 +712,10 @@ impl UpstreamForge {
                 }
             }
             builder = match &body {
+                // A file travels as a multipart part where the dialect takes forms (GitLab).
+                Some(json) if self.dialect.forms && has_file(json) => {
+                    builder.multipart(multipart_form(json))
+                }
                 Some(json) => builder
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(serde_json::to_vec(json).unwrap_or_default()),
@@ -838,6 +854,39 @@ impl UpstreamForge {
             }
         }
     }
+}
+
+/// Whether a request body carries an uploaded file (a data: URL).
+fn has_file(body: &Value) -> bool {
+    body.as_object().is_some_and(|o| {
+        o.values()
+            .any(|v| v.as_str().is_some_and(|s| s.starts_with("data:")))
+    })
+}
+
+/// A request body as multipart/form-data: data: URLs become file parts, the rest text parts.
+fn multipart_form(body: &Value) -> reqwest::multipart::Form {
+    let mut form = reqwest::multipart::Form::new();
+    for (key, value) in body.as_object().into_iter().flatten() {
+        let file = value.as_str().and_then(crate::canonical::avatar::decode);
+        form = match file {
+            Some((mime, bytes)) => {
+                let ext = mime
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("bin")
+                    .trim_end_matches("+xml")
+                    .to_string();
+                let part = reqwest::multipart::Part::bytes(bytes).file_name(format!("{key}.{ext}"));
+                match part.mime_str(&mime) {
+                    Ok(p) => form.part(key.clone(), p),
+                    Err(_) => form,
+                }
+            }
+            None => form.text(key.clone(), value_text(value)),
+        };
+    }
+    form
 }
 
 fn value_text(v: &Value) -> String {

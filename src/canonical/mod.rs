@@ -1,6 +1,7 @@
 //! The hub of forgebridge: the canonical operations, entities and errors that every dialect
 //! maps onto. Nothing here knows any forge's wire format.
 
+pub mod avatar;
 pub mod error;
 pub mod op;
 pub mod schema;

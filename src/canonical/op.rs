@@ -49,6 +49,7 @@ operations! {
     OrgUpdate = "org.update" => ResultKind::Entity(Entity::Organization), ["org"];
     OrgRename = "org.rename" => ResultKind::Entity(Entity::Organization), ["org", "new_login"];
     OrgDelete = "org.delete" => ResultKind::Done, ["org"];
+    OrgSetAvatar = "org.set_avatar" => ResultKind::Done, ["org"];
     MemberList = "member.list" => ResultKind::List(Entity::User), ["org"];
     MemberCheck = "member.check" => ResultKind::Flag, ["org", "user"];
     MemberRemove = "member.remove" => ResultKind::Done, ["org", "user"];

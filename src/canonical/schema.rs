@@ -37,6 +37,8 @@ const ORGANIZATION: &[(&str, FieldType)] = &[
     ("created_at", FieldType::Str),
     ("updated_at", FieldType::Str),
     ("archived_at", FieldType::Str),
+    // An uploaded avatar image, as a data: URL (input only).
+    ("avatar", FieldType::Str),
 ];
 
 const USER: &[(&str, FieldType)] = &[

@@ -11,7 +11,7 @@ use jsonpath_rust::parser::parse_json_path;
 use serde_json::Value;
 
 use super::raw::{RawDialect, RawField, RawShape};
-use super::shape::{Compute, FieldRule, ReadPath, Shape, Source, ValueMap};
+use super::shape::{AsType, Compute, FieldRule, ReadPath, Shape, Source, ValueMap};
 use super::{
     AuthSource, AuthSpec, DecodeRule, Dialect, ErrorSpec, KindSpec, LinkRel, MappingError,
     PaginationSpec, PagingStyle, Route, Template,
@@ -424,11 +424,15 @@ fn build_rule(
         cx.err(key, "merge needs a nested shape");
         return None;
     }
-    let as_string = match f.as_type.as_deref() {
-        None => false,
-        Some("string") => true,
+    let as_type = match f.as_type.as_deref() {
+        None => AsType::Plain,
+        Some("string") => AsType::String,
+        Some("base64") => AsType::Base64,
         Some(other) => {
-            cx.err(key, format!("as = {other:?}: only \"string\" is known"));
+            cx.err(
+                key,
+                format!("as = {other:?}: known are \"string\" and \"base64\""),
+            );
             return None;
         }
     };
@@ -443,7 +447,7 @@ fn build_rule(
         required: f.required,
         max_len: f.max_len,
         nested,
-        as_string,
+        as_type,
         canonical_type,
         or,
         merge: f.merge,
@@ -787,10 +791,11 @@ fn compile_routes(
             .iter()
             .filter_map(|(f, name)| Some((f.clone(), op_ref("enrich", name)?)))
             .collect();
-        let complete_with = o
+        let complete_with: Vec<OpKind> = o
             .complete_with
-            .as_deref()
-            .and_then(|n| op_ref("complete_with", n));
+            .iter()
+            .filter_map(|n| op_ref("complete_with", n))
+            .collect();
         for (p, _) in &resolve {
             if !PARAM_NAMES.contains(&p.as_str()) {
                 cx.err(

@@ -141,7 +141,9 @@ pub struct Route {
     pub forbidden_as: Option<ErrorKind>,
     /// Parameters that, when the caller leaves them out, come from another operation's result.
     pub resolve: Vec<(String, OpKind)>,
-    pub complete_with: Option<OpKind>,
+    /// Follow-up operations of a create, each carrying the input fields the steps before it
+    /// could not.
+    pub complete_with: Vec<OpKind>,
     /// Nested canonical fields the upstream answer lacks, and the operation that supplies each.
     pub enrich: Vec<(String, OpKind)>,
     pub inbound_only: bool,

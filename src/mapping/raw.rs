@@ -132,7 +132,7 @@ pub struct RawOperation {
     #[serde(default)]
     pub resolve: BTreeMap<String, String>,
     #[serde(default)]
-    pub complete_with: Option<String>,
+    pub complete_with: Vec<String>,
     #[serde(default)]
     pub enrich: BTreeMap<String, String>,
     #[serde(default)]

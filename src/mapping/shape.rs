@@ -12,6 +12,7 @@ use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
 
 use super::template::Template;
+use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
 use crate::canonical::{CanonicalError, Entity, FieldType, Object, Params, ValidationCode};
 
@@ -36,7 +37,7 @@ pub struct FieldRule {
     pub required: bool,
     pub max_len: Option<usize>,
     pub nested: Option<Arc<Shape>>,
-    pub as_string: bool,
+    pub as_type: AsType,
     pub canonical_type: Option<FieldType>,
     pub or: Option<String>,
     pub merge: bool,
@@ -49,6 +50,16 @@ pub enum Source {
     Url(Template),
     Const(Value),
     Compute(Compute),
+}
+
+/// How a value is spelled in this dialect when it differs from its canonical form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsType {
+    Plain,
+    /// A number written as a string (GitHub event ids).
+    String,
+    /// An image as bare base64 (Gitea's avatar upload); canonically a data: URL.
+    Base64,
 }
 
 #[derive(Debug, Clone)]
@@ -335,15 +346,22 @@ impl FieldRule {
             .as_ref()
             .and_then(|m| m.to_dialect(v))
             .unwrap_or_else(|| v.clone());
-        match (&mapped, self.as_string) {
-            (Value::Number(n), true) => Value::String(n.to_string()),
+        match (&mapped, self.as_type) {
+            (Value::Number(n), AsType::String) => Value::String(n.to_string()),
+            (Value::String(s), AsType::Base64) => {
+                Value::String(avatar::to_base64(s).unwrap_or(s).to_string())
+            }
             _ => mapped,
         }
     }
 
     fn inbound_value(&self, raw: &Value) -> Option<Value> {
         let mapped = self.values.as_ref().and_then(|m| m.to_canonical(raw));
-        let value = mapped.unwrap_or_else(|| raw.clone());
+        let value = match (mapped, self.as_type, raw) {
+            (Some(v), _, _) => v,
+            (None, AsType::Base64, Value::String(s)) => Value::String(avatar::from_base64(s)?),
+            (None, _, raw) => raw.clone(),
+        };
         match self.canonical_type {
             Some(ty) => coerce(ty, value),
             None => Some(value),
