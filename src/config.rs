@@ -31,6 +31,7 @@ pub struct UpstreamSettings {
     pub dialect: String,
     pub timeout_secs: f64,
     pub max_walk_pages: u64,
+    pub variant: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -188,6 +188,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             &public_url,
             settings.upstream_timeout(),
             settings.upstream.max_walk_pages,
+            (!settings.upstream.variant.is_empty()).then(|| settings.upstream.variant.clone()),
         )?);
         if keeps_avatars {
             upstream

@@ -31,6 +31,7 @@ pub struct UpstreamForge {
     client: reqwest::Client,
     timeout: Duration,
     max_walk_pages: u64,
+    variant: Option<String>,
 }
 
 /// One upstream answer.
@@ -56,6 +57,7 @@ impl UpstreamForge {
         public_url: &str,
         timeout: Duration,
         max_walk_pages: u64,
+        variant: Option<String>,
     ) -> anyhow::Result<Self> {
         let base_url = base_url.trim_end_matches('/').to_string();
         let parsed = url::Url::parse(&base_url)?;
@@ -88,6 +90,7 @@ impl UpstreamForge {
             client,
             timeout,
             max_walk_pages,
+            variant,
         })
     }
 
@@ -119,7 +122,10 @@ impl UpstreamForge {
                         .iter()
                         .any(|d| d.wanted == p && req.params.get(d.from).is_some()))
         };
-        let routes = || self.dialect.upstream_routes(req.op);
+        let routes = || {
+            self.dialect
+                .upstream_routes_of(req.op, self.variant.as_deref())
+        };
         if let Some(route) = routes().find(|r| r.needed_params().all(|p| given(r, p))) {
             return Ok(route);
         }
@@ -251,7 +257,7 @@ impl UpstreamForge {
                 let next = match &result {
                     Err(e) if route.next_route_on.contains(&e.kind) => self
                         .dialect
-                        .upstream_routes(req.op)
+                        .upstream_routes_of(req.op, self.variant.as_deref())
                         .skip_while(|r| !std::ptr::eq(*r, route))
                         .nth(1),
                     _ => None,
@@ -273,7 +279,11 @@ impl UpstreamForge {
         let completion: Vec<_> = route
             .complete_with
             .iter()
-            .filter_map(|op| self.dialect.upstream_routes(*op).next())
+            .filter_map(|op| {
+                self.dialect
+                    .upstream_routes_of(*op, self.variant.as_deref())
+                    .next()
+            })
             .filter_map(|r| r.request.clone())
             .collect();
         // Parameters that carry meaning (an owner, a new login) must reach the upstream.
@@ -455,7 +465,7 @@ impl UpstreamForge {
         for next_op in &route.complete_with {
             let shape = self
                 .dialect
-                .upstream_routes(*next_op)
+                .upstream_routes_of(*next_op, self.variant.as_deref())
                 .next()
                 .and_then(|r| r.request.clone());
             let step_input: Object = req

@@ -941,6 +941,7 @@ fn compile_routes(
                 .collect(),
             grant_owner: o.grant_owner.clone(),
             upstream_not_found_as,
+            variant: o.variant.clone(),
             next_route_on,
         });
     }

@@ -159,6 +159,7 @@ pub struct Route {
     pub grant_owner: Option<String>,
     pub next_route_on: Vec<ErrorKind>,
     pub upstream_not_found_as: Option<ErrorKind>,
+    pub variant: Option<String>,
 }
 
 impl Route {
@@ -249,11 +250,30 @@ impl Dialect {
         }
     }
 
-    /// Routes this dialect offers for an operation when it is the upstream, in preference order.
-    pub fn upstream_routes(&self, op: OpKind) -> impl Iterator<Item = &Route> {
-        self.routes
+    /// Routes this dialect offers for an operation when it is the upstream, in preference order:
+    /// those of the configured variant first, then those of no variant.
+    pub fn upstream_routes_of<'a>(
+        &'a self,
+        op: OpKind,
+        variant: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Route> {
+        let eligible = move |r: &&Route| r.op == op && !r.inbound_only;
+        let chosen = self
+            .routes
             .iter()
-            .filter(move |r| r.op == op && !r.inbound_only)
+            .filter(eligible)
+            .filter(move |r| variant.is_some() && r.variant.as_deref() == variant);
+        chosen.chain(
+            self.routes
+                .iter()
+                .filter(eligible)
+                .filter(|r| r.variant.is_none()),
+        )
+    }
+
+    /// Routes for an operation when this dialect is the upstream with no variant configured.
+    pub fn upstream_routes(&self, op: OpKind) -> impl Iterator<Item = &Route> {
+        self.upstream_routes_of(op, None)
     }
 
     pub fn supports(&self, op: OpKind) -> bool {

@@ -164,6 +164,10 @@ pub struct RawOperation {
     /// routes answer 404 to callers who are not site administrators).
     #[serde(default)]
     pub upstream_not_found_as: Option<String>,
+    /// A route an upstream uses only when configured with this variant (upstream.variant), and
+    /// then in preference to the others (GitLab's Organizations API instead of groups).
+    #[serde(default)]
+    pub variant: Option<String>,
     /// Query parameters always sent to an upstream of this dialect on this route.
     #[serde(default)]
     pub fixed_query: BTreeMap<String, String>,
