@@ -30,6 +30,8 @@ enum Command {
     Serve(ServeArgs),
     /// Validate the settings and every mapping file, then exit (non-zero on error).
     Check(CommonArgs),
+    /// Print, as a Markdown table, the routes every mapping file gives each operation.
+    Routes(CommonArgs),
 }
 
 #[derive(Args)]
@@ -159,6 +161,22 @@ fn check(args: &CommonArgs) -> ExitCode {
     }
 }
 
+fn routes(args: &CommonArgs) -> ExitCode {
+    let loaded = Settings::load(&args.overrides())
+        .map_err(|e| format!("error: settings: {e}"))
+        .and_then(|s| load_dialects(&s));
+    match loaded {
+        Ok(dialects) => {
+            print!("{}", dialects.routes_table());
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("{msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.overrides())?;
     init_logging(&settings);
@@ -228,6 +246,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Command::Check(args) => check(args),
+        Command::Routes(args) => routes(args),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,

@@ -133,3 +133,22 @@ fn serve_refuses_to_start_on_broken_mappings() {
         "{err}"
     );
 }
+
+#[test]
+fn readme_operation_table_is_generated_from_the_mappings() {
+    let out = Command::new(env!("CARGO_BIN_EXE_forgebridge"))
+        .arg("routes")
+        .output()
+        .expect("run routes");
+    assert!(out.status.success());
+    let table = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(table.contains("| `org.create` |"), "{table}");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    let section = readme
+        .split("<!-- routes:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- routes:end -->").next())
+        .map(str::trim)
+        .unwrap_or_default();
+    assert_eq!(section, table, "README's operation table must be `forgebridge routes` output");
+}

@@ -311,6 +311,52 @@ impl Dialects {
         })
     }
 
+    /// A Markdown table of every canonical operation and the routes each dialect maps it to,
+    /// straight from the mapping files (`forgebridge routes`; the README carries its output).
+    pub fn routes_table(&self) -> String {
+        let mut out = String::from("| operation |");
+        for d in &self.list {
+            out.push_str(&format!(" {} |", d.name));
+        }
+        out.push_str("\n|---|");
+        out.push_str(&"---|".repeat(self.list.len()));
+        out.push('\n');
+        for op in OpKind::ALL {
+            out.push_str(&format!("| `{}` |", op.name()));
+            for d in &self.list {
+                let cells: Vec<String> = d
+                    .routes
+                    .iter()
+                    .filter(|r| r.op == *op)
+                    .map(|r| {
+                        let mut notes = Vec::new();
+                        if r.status != StatusCode::OK {
+                            notes.push(r.status.as_u16().to_string());
+                        }
+                        if let Some(no) = r.false_status {
+                            notes.push(format!("no: {}", no.as_u16()));
+                        }
+                        if r.inbound_only {
+                            notes.push("clients only".into());
+                        }
+                        if r.upstream_only {
+                            notes.push("upstream only".into());
+                        }
+                        if let Some(v) = &r.variant {
+                            notes.push(format!("upstream variant {v}"));
+                        }
+                        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+                        format!("`{} {}`{notes}", r.method, r.path)
+                    })
+                    .collect();
+                let cell = if cells.is_empty() { "—".to_string() } else { cells.join("<br>") };
+                out.push_str(&format!(" {cell} |"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// Loads the mapping files from a directory, or the embedded ones when `dir` is None.
     pub fn load(dir: Option<&Path>) -> Result<Dialects, Vec<MappingError>> {
         let mut sources: Vec<(String, String)> = Vec::new();
