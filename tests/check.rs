@@ -143,12 +143,16 @@ fn readme_operation_table_is_generated_from_the_mappings() {
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(table.contains("| `org.create` |"), "{table}");
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README");
     let section = readme
         .split("<!-- routes:start -->")
         .nth(1)
         .and_then(|rest| rest.split("<!-- routes:end -->").next())
         .map(str::trim)
         .unwrap_or_default();
-    assert_eq!(section, table, "README's operation table must be `forgebridge routes` output");
+    assert_eq!(
+        section, table,
+        "README's operation table must be `forgebridge routes` output"
+    );
 }

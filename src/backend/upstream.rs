@@ -152,7 +152,9 @@ impl UpstreamForge {
         route: &Route,
         req: &mut CanonicalRequest,
     ) -> Result<(), CanonicalError> {
-        let needed: Vec<String> = route.needed_params().map(str::to_string).collect();
+        let mut needed: Vec<String> = route.needed_params().map(str::to_string).collect();
+        // The organization first: finding a user by id may need its member list.
+        needed.sort_by_key(|p| !p.starts_with("org"));
         for param in needed {
             if req.params.get(&param).is_some() {
                 continue;

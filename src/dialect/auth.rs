@@ -56,6 +56,13 @@ fn from_authorization(value: &str) -> Option<Credential> {
     }
 }
 
+/// Whether a query parameter carries a credential in this dialect (`token`, `private_token`, …).
+pub fn is_query_credential(spec: &AuthSpec, key: &str) -> bool {
+    spec.accept
+        .iter()
+        .any(|s| matches!(s, AuthSource::Query(q) if q == key))
+}
+
 /// The header that carries `credential` to an upstream of this dialect.
 pub fn emit(spec: &AuthSpec, credential: &Credential) -> Option<(http::HeaderName, HeaderValue)> {
     let value = spec

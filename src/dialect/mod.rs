@@ -109,12 +109,18 @@ pub fn encode(
             };
             let mut resp = json_response(route.status, &Value::Array(items));
             if let Some(p) = req.paging {
+                // Links repeat the client's query, but never a token it put there.
+                let query: Vec<(String, String)> = query
+                    .iter()
+                    .filter(|(k, _)| !auth::is_query_credential(&dialect.auth, k))
+                    .cloned()
+                    .collect();
                 paging::client_headers(
                     &dialect.pagination,
                     p,
                     &page,
                     urls.this,
-                    query,
+                    &query,
                     resp.headers_mut(),
                 );
             }

@@ -345,11 +345,19 @@ impl Dialects {
                         if let Some(v) = &r.variant {
                             notes.push(format!("upstream variant {v}"));
                         }
-                        let notes = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join(", ")) };
+                        let notes = if notes.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", notes.join(", "))
+                        };
                         format!("`{} {}`{notes}", r.method, r.path)
                     })
                     .collect();
-                let cell = if cells.is_empty() { "—".to_string() } else { cells.join("<br>") };
+                let cell = if cells.is_empty() {
+                    "—".to_string()
+                } else {
+                    cells.join("<br>")
+                };
                 out.push_str(&format!(" {cell} |"));
             }
             out.push('\n');
