@@ -6,6 +6,7 @@
 pub mod backend;
 pub mod canonical;
 pub mod config;
+pub mod conformance;
 pub mod dialect;
 pub mod gateway;
 pub mod layers;

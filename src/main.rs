@@ -32,6 +32,9 @@ enum Command {
     Check(CommonArgs),
     /// Print, as a Markdown table, the routes every mapping file gives each operation.
     Routes(CommonArgs),
+    /// Check that a server (a forge, a forgebridge proxy, the reference forge) speaks a
+    /// dialect: prints a pass/fail table per operation, exits non-zero on failure.
+    Conformance(ConformanceArgs),
 }
 
 #[derive(Args)]
@@ -42,6 +45,19 @@ struct CommonArgs {
     /// Directory of mapping files (default: the ones built into the binary).
     #[arg(long)]
     mappings: Option<String>,
+}
+
+#[derive(Args)]
+struct ConformanceArgs {
+    /// The dialect to check: github, gitea or gitlab.
+    #[arg(long)]
+    dialect: String,
+    /// The server's base URL (with or without the dialect's API path).
+    #[arg(long)]
+    target: String,
+    /// A token of a user allowed to create organizations (a site administrator).
+    #[arg(long, env = "FORGEBRIDGE_CONFORMANCE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 #[derive(Args)]
@@ -161,6 +177,37 @@ fn check(args: &CommonArgs) -> ExitCode {
     }
 }
 
+fn conformance(args: &ConformanceArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let run = forgebridge::conformance::run(&args.dialect, &args.target, args.token.as_deref());
+    match runtime.block_on(run) {
+        Ok(outcomes) => {
+            print!(
+                "{}",
+                forgebridge::conformance::table(&args.dialect, &args.target, &outcomes)
+            );
+            let failed = outcomes
+                .iter()
+                .any(|o| matches!(o.verdict, forgebridge::conformance::Verdict::Fail(_)));
+            if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn routes(args: &CommonArgs) -> ExitCode {
     let loaded = Settings::load(&args.overrides())
         .map_err(|e| format!("error: settings: {e}"))
@@ -247,6 +294,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Command::Check(args) => check(args),
         Command::Routes(args) => routes(args),
+        Command::Conformance(args) => conformance(args),
         Command::Serve(args) => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(r) => r,
