@@ -745,32 +745,29 @@ fn compile_routes(
                 format!("{} answers yes or no: give the status for no", op.name()),
             );
         }
-        let upstream_not_found_as = match &o.upstream_not_found_as {
-            Some(k) => match ErrorKind::parse(k) {
-                Some(kind) => Some(kind),
-                None => {
-                    cx.err(
-                        format!("{key}.upstream_not_found_as"),
-                        format!("unknown canonical error kind {k:?}"),
-                    );
-                    None
-                }
-            },
-            None => None,
+        let mut kind_ref = |field: &str, name: &str| -> Option<ErrorKind> {
+            let found = ErrorKind::parse(name);
+            if found.is_none() {
+                cx.err(
+                    format!("{key}.{field}"),
+                    format!("unknown canonical error kind {name:?}"),
+                );
+            }
+            found
         };
-        let forbidden_as = match &o.forbidden_as {
-            Some(k) => match ErrorKind::parse(k) {
-                Some(kind) => Some(kind),
-                None => {
-                    cx.err(
-                        format!("{key}.forbidden_as"),
-                        format!("unknown canonical error kind {k:?}"),
-                    );
-                    None
-                }
-            },
-            None => None,
-        };
+        let upstream_not_found_as = o
+            .upstream_not_found_as
+            .as_deref()
+            .and_then(|k| kind_ref("upstream_not_found_as", k));
+        let forbidden_as = o
+            .forbidden_as
+            .as_deref()
+            .and_then(|k| kind_ref("forbidden_as", k));
+        let next_route_on: Vec<ErrorKind> = o
+            .next_route_on
+            .iter()
+            .filter_map(|k| kind_ref("next_route_on", k))
+            .collect();
         let mut op_ref = |field: &str, name: &str| -> Option<OpKind> {
             let found = OpKind::parse(name);
             if found.is_none() {
@@ -878,16 +875,6 @@ fn compile_routes(
                     format!("{key}.grant_owner"),
                     format!("{p:?}: grant_owner takes a parameter, on org.create only"),
                 );
-            }
-        }
-        let mut next_route_on = Vec::new();
-        for kind in &o.next_route_on {
-            match ErrorKind::parse(kind) {
-                Some(k) => next_route_on.push(k),
-                None => cx.err(
-                    format!("{key}.next_route_on"),
-                    format!("unknown canonical error kind {kind:?}"),
-                ),
             }
         }
         if o.upstream_only && o.inbound_only {
