@@ -364,6 +364,8 @@ impl UpstreamForge {
                     }
                     _ => None,
                 };
+                // An answer that names no entity (GitHub's rename job) is as good as none.
+                let obj = obj.filter(|o| !o.is_empty());
                 let obj = match obj {
                     Some(obj) if req.want_result => self.enrich(route, &req, obj).await?,
                     Some(obj) => obj,
@@ -395,10 +397,21 @@ impl UpstreamForge {
         if entity != crate::canonical::Entity::Organization {
             return Ok(Object::new());
         }
-        let mut get = CanonicalRequest::new(OpKind::OrgGet);
-        get.credential = req.credential.clone();
-        get.params.set("org", login);
-        match self.perform(get).await? {
+        let get = |login: &str| {
+            let mut get = CanonicalRequest::new(OpKind::OrgGet);
+            get.credential = req.credential.clone();
+            get.params.set("org", login);
+            get
+        };
+        let found = match self.perform(get(&login)).await {
+            // A rename the upstream runs later (GitHub queues it): the old name still answers.
+            Err(e) if e.kind == ErrorKind::NotFound && req.op == OpKind::OrgRename => {
+                let old = req.params.get("org").unwrap_or_default().to_string();
+                self.perform(get(&old)).await?
+            }
+            other => other?,
+        };
+        match found {
             Outcome::Entity(obj) => Ok(obj),
             _ => Ok(Object::new()),
         }

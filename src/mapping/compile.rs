@@ -428,10 +428,11 @@ fn build_rule(
         None => AsType::Plain,
         Some("string") => AsType::String,
         Some("base64") => AsType::Base64,
+        Some("number") => AsType::Number,
         Some(other) => {
             cx.err(
                 key,
-                format!("as = {other:?}: known are \"string\" and \"base64\""),
+                format!("as = {other:?}: known are \"string\", \"number\" and \"base64\""),
             );
             return None;
         }

@@ -60,6 +60,8 @@ pub enum AsType {
     String,
     /// An image as bare base64 (Gitea's avatar upload); canonically a data: URL.
     Base64,
+    /// A parameter written as a JSON number (GitLab's `user_id`).
+    Number,
 }
 
 #[derive(Debug, Clone)]
@@ -203,7 +205,7 @@ impl Shape {
                     None => continue,
                 },
                 Source::Param(p) => match params.get(p) {
-                    Some(v) => Value::String(v.to_string()),
+                    Some(v) => rule.outbound_value(&Value::String(v.to_string())),
                     None => continue,
                 },
                 _ => continue,
@@ -348,6 +350,10 @@ impl FieldRule {
             .unwrap_or_else(|| v.clone());
         match (&mapped, self.as_type) {
             (Value::Number(n), AsType::String) => Value::String(n.to_string()),
+            (Value::String(s), AsType::Number) => s
+                .parse::<i64>()
+                .map(Value::from)
+                .unwrap_or_else(|_| mapped.clone()),
             (Value::String(s), AsType::Base64) => {
                 Value::String(avatar::to_base64(s).unwrap_or(s).to_string())
             }
