@@ -56,7 +56,7 @@ impl Gateway {
                     .collect()
             })
             .unwrap_or_default();
-        let (route, params) = match dialect.match_route(req.method(), rest) {
+        let (route, params) = match dialect.match_route(req.method(), rest, &query) {
             RouteLookup::Found(route, params) => (route, params),
             RouteLookup::MethodNotAllowed | RouteLookup::NotFound => {
                 let err = CanonicalError::not_found(format!(
@@ -98,6 +98,11 @@ impl Gateway {
         let (paging, params) = (creq.paging, creq.params.clone());
 
         // Phase: perform, on the upstream or the reference forge.
+        if route.site_admin_only {
+            if let Err(e) = self.require_site_admin(&creq).await {
+                return self.fail(dialect, route, e);
+            }
+        }
         let outcome = match crate::backend::perform(self.backend.as_ref(), creq).await {
             Ok(o) => o,
             Err(e) => return self.fail(dialect, route, e),
@@ -120,6 +125,22 @@ impl Gateway {
             dialect,
             dialect::encode(dialect, route, &shown, outcome, &urls, &query),
         )
+    }
+
+    /// Refuses a caller who is not a site administrator of the backend.
+    async fn require_site_admin(
+        &self,
+        req: &crate::canonical::CanonicalRequest,
+    ) -> Result<(), CanonicalError> {
+        let mut me = crate::canonical::CanonicalRequest::new(crate::canonical::OpKind::UserCurrent);
+        me.credential = req.credential.clone();
+        match self.backend.execute(me).await? {
+            Outcome::Entity(user) if user.get("site_admin") == Some(&Value::Bool(true)) => Ok(()),
+            _ => Err(CanonicalError::new(
+                ErrorKind::Forbidden,
+                "only site administrators may do this",
+            )),
+        }
     }
 
     fn too_large(&self) -> CanonicalError {

@@ -278,15 +278,28 @@ fn activity_feed_and_unsupported_operations() {
             .status,
         200
     );
-    let events = alice.get("/orgs/acme/events");
-    assert_eq!(events.status, 200, "{}", events.text);
-    let first = &events.json()[0];
+    // The reference forge, asked in GitHub's dialect directly, shows the update as an event.
+    let direct = Client::new(format!("{}/api/v3", s.upstream.url), Some("alice-token"));
+    let first = &direct.get("/orgs/acme/events").json()[0];
     assert!(
         first["id"].is_string(),
         "GitHub event ids are strings: {first}"
     );
     assert_eq!(first["actor"]["login"], "alice");
     assert_eq!(first["org"]["login"], "acme");
+    assert_eq!(first["type"], "OrganizationEvent");
+    // Through a Gitea upstream the feed is Gitea's: repository activities only, which an
+    // organization update is not. The answer is a GitHub event list all the same.
+    let events = alice.get("/orgs/acme/events");
+    assert_eq!(events.status, 200, "{}", events.text);
+    assert!(
+        events
+            .json()
+            .as_array()
+            .is_some_and(|e| e.iter().all(|e| e["type"] != "OrganizationEvent")),
+        "{}",
+        events.text
+    );
 
     // Gitea adds members through teams only: the GitHub membership PUT has no equivalent.
     let set = alice.put("/orgs/acme/memberships/carol", json!({"role": "member"}));

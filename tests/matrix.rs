@@ -16,6 +16,9 @@ enum Shape {
     Empty,
     One(&'static str),
     List(&'static str),
+    /// An activity feed: a Gitea feed (as client or upstream) holds repository activities
+    /// only, so the reference forge's organization events may leave it empty.
+    Feed(&'static str),
 }
 
 struct Call {
@@ -218,7 +221,7 @@ fn calls(dialect: &str, ids: &Ids) -> Vec<Call> {
                 None,
                 ALICE,
                 200,
-                List("type"),
+                Feed("type"),
             ),
             call(
                 "user.current",
@@ -400,7 +403,7 @@ fn calls(dialect: &str, ids: &Ids) -> Vec<Call> {
                 None,
                 ALICE,
                 200,
-                List("op_type"),
+                Feed("op_type"),
             ),
             call(
                 "user.current",
@@ -596,12 +599,14 @@ fn judge(client: &str, upstream: &str, c: &Call, r: &Reply) -> &'static str {
             "{direction}: no {key} in {}",
             r.text
         ),
-        Shape::List(key) => {
+        Shape::List(key) | Shape::Feed(key) => {
             let items = r.json();
             let items = items
                 .as_array()
                 .unwrap_or_else(|| panic!("{direction}: not a list: {}", r.text));
-            assert!(!items.is_empty(), "{direction}: empty list");
+            let may_be_empty =
+                matches!(c.shape, Shape::Feed(_)) && (client == "gitea" || upstream == "gitea");
+            assert!(may_be_empty || !items.is_empty(), "{direction}: empty list");
             assert!(
                 items.iter().all(|i| i.get(key).is_some()),
                 "{direction}: items lack {key}: {}",

@@ -103,11 +103,9 @@ const KNOWN_VIOLATIONS: &[Known] = &[
         "organization-full requires created_at as a date-time string; forgebridge sends null because Gitea organizations have no creation date"),
     known("github→gitea|github→gitlab", "org.get|org.update", Response, "/updated_at",
         "organization-full requires updated_at as a date-time string; forgebridge sends null because Gitea organizations and GitLab groups have no update date"),
-    known("github→github|github→gitea", "activity.list", Response, "/*/payload/member",
+    known("github→github", "activity.list", Response, "/*/payload/member",
         "a MemberEvent's payload (member-event) requires member, a simple-user; forgebridge sends {\"action\": \"<content>\"} only"),
     // ---- Gitea clients
-    known("gitea→github|gitea→gitea", "activity.list", Response, "/*/op_type",
-        "Activity.op_type is an enum of repository activities (create_repo, …); forgebridge sends its canonical kinds (member_added, member_publicized, member_concealed, …)"),
     known("gitea→gitlab", "member.list", Response, "/*/email",
         "User.email has format email; forgebridge sends \"\" when the upstream (a GitLab member list) has no email, where Gitea sends a placeholder address"),
     // ---- GitLab clients: the Group entity (GroupDetail for one group) lacks CE fields

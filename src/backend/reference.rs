@@ -751,10 +751,12 @@ impl ReferenceForge {
                 let id = st.visible_org(p, &caller)?;
                 let all = req.op == OpKind::MemberList
                     && (caller.is_admin() || st.member(id, caller.id()).is_some());
+                let role = p.get("role").filter(|r| *r != "all");
                 let items = st
                     .members
                     .iter()
                     .filter(|((o, _), m)| *o == id && (all || m.public))
+                    .filter(|(_, m)| role.is_none_or(|r| (r == "admin") == m.owner))
                     .map(|((_, u), m)| {
                         let mut user = st.user_object(*u, url);
                         let role = if m.owner { "owner" } else { "member" };

@@ -502,7 +502,14 @@ impl UpstreamForge {
                 steps.push((step, what));
             }
         }
+        // The upstream stored what it was sent; where its answer leaves a field out (GitHub's
+        // admin create answers without the display name), the answer shows what was stored.
         let mut result = created;
+        for (field, value) in &req.input {
+            if field != "avatar" && !is_default_value(field, value) {
+                result.entry(field.clone()).or_insert_with(|| value.clone());
+            }
+        }
         for (mut step, what) in steps {
             step.credential = req.credential.clone();
             let step_op = step.op;
@@ -570,15 +577,30 @@ impl UpstreamForge {
             .get("search")
             .filter(|_| !route.query.iter().any(|(p, _)| p == "search"))
             .map(str::to_ascii_lowercase);
-        if let Some(needle) = local_search {
+        // So is a member role filter (GitHub's `role=admin|member`).
+        let local_role = req
+            .params
+            .get("role")
+            .filter(|r| *r != "all" && !route.query.iter().any(|(p, _)| p == "role"))
+            .map(str::to_string);
+        if local_search.is_some() || local_role.is_some() {
             let mut all = self.walk(route, req, style).await?;
-            all.retain(|o| {
-                ["login", "display_name"].iter().any(|f| {
-                    o.get(*f)
-                        .and_then(Value::as_str)
-                        .is_some_and(|v| v.to_ascii_lowercase().contains(&needle))
-                })
-            });
+            if let Some(needle) = local_search {
+                all.retain(|o| {
+                    ["login", "display_name"].iter().any(|f| {
+                        o.get(*f)
+                            .and_then(Value::as_str)
+                            .is_some_and(|v| v.to_ascii_lowercase().contains(&needle))
+                    })
+                });
+            }
+            if let Some(role) = local_role {
+                self.fill_member_roles(req, &mut all).await?;
+                let want_owner = role == "admin";
+                all.retain(|u| {
+                    (u.get("org_role").and_then(Value::as_str) == Some("owner")) == want_owner
+                });
+            }
             all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
             return Ok(PageOf::window(all, Some(paging)));
         }
@@ -617,6 +639,37 @@ impl UpstreamForge {
                 Ok(PageOf::window(all, Some(paging)))
             }
         }
+    }
+
+    /// Gives every member its role in the organization, asking the upstream one member at a
+    /// time where its member list carries no roles (Gitea, GitHub).
+    async fn fill_member_roles(
+        &self,
+        req: &CanonicalRequest,
+        members: &mut [Object],
+    ) -> Result<(), CanonicalError> {
+        for member in members.iter_mut().filter(|m| !m.contains_key("org_role")) {
+            let Some(login) = member
+                .get("login")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let mut perms = CanonicalRequest::new(OpKind::MemberPermissions);
+            perms.credential = req.credential.clone();
+            perms.params = req.params.clone().with("user", login);
+            perms.want_result = false;
+            let owner = match self.perform(perms).await? {
+                Outcome::Entity(p) => p.get("is_owner").and_then(Value::as_bool).unwrap_or(false),
+                _ => false,
+            };
+            member.insert(
+                "org_role".into(),
+                Value::from(if owner { "owner" } else { "member" }),
+            );
+        }
+        Ok(())
     }
 
     /// Reads a whole upstream list, page by page, to re-paginate it in another style.

@@ -94,6 +94,8 @@ pub const PARAM_NAMES: &[&str] = &[
     "password",
     "date",
     "search",
+    // A member list filter, in GitHub's words: all, admin (owners) or member.
+    "role",
 ];
 
 /// A parameter that can stand in for another: a numeric id for a login and back. When a

@@ -98,13 +98,18 @@ pub fn encode(
             };
             empty_response(status)
         }
-        Outcome::List(page) => {
+        Outcome::List(mut page) => {
             let items: Vec<Value> = match &route.response {
-                Some(shape) => page
-                    .items
-                    .iter()
-                    .map(|o| shape.encode_response(o, &ctx))
-                    .collect(),
+                Some(shape) => {
+                    let before = page.items.len();
+                    page.items.retain(|o| shape.expresses(o));
+                    let dropped = (before - page.items.len()) as u64;
+                    page.total = page.total.map(|t| t.saturating_sub(dropped));
+                    page.items
+                        .iter()
+                        .map(|o| shape.encode_response(o, &ctx))
+                        .collect()
+                }
                 None => Vec::new(),
             };
             let mut resp = json_response(route.status, &Value::Array(items));

@@ -75,7 +75,7 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
     let auth = compile_auth(&mut cx, &raw);
     let pagination = compile_pagination(&mut cx, &raw);
     let errors = compile_errors(&mut cx, &raw);
-    let (routes, routers) = compile_routes(&mut cx, &raw, &shapes);
+    let (routes, routers, alternatives) = compile_routes(&mut cx, &raw, &shapes);
 
     for base in &raw.base_paths {
         if !(base.is_empty() || (base.starts_with('/') && !base.ends_with('/'))) {
@@ -101,6 +101,7 @@ pub fn compile(file: &str, text: &str) -> Result<Dialect, Vec<MappingError>> {
             errors,
             routes,
             routers,
+            alternatives,
         }),
         _ => Err(cx.errors),
     }
@@ -420,6 +421,10 @@ fn build_rule(
         }
     }
     let or = f.or.clone();
+    if f.strict && values_map.is_none() {
+        cx.err(key, "strict needs a value map");
+        return None;
+    }
     if f.merge && nested.is_none() {
         cx.err(key, "merge needs a nested shape");
         return None;
@@ -452,6 +457,7 @@ fn build_rule(
         canonical_type,
         or,
         merge: f.merge,
+        strict: f.strict,
     })
 }
 
@@ -630,15 +636,19 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
 }
 
 type Routers = HashMap<Method, matchit::Router<usize>>;
+/// Conditional routes (by query parameter) sharing an unconditional route's method and path.
+type Alternatives = HashMap<usize, Vec<usize>>;
 
 fn compile_routes(
     cx: &mut Ctx<'_>,
     raw: &RawDialect,
     shapes: &HashMap<String, Arc<Shape>>,
-) -> (Vec<Route>, Routers) {
+) -> (Vec<Route>, Routers, Alternatives) {
     let mut routes = Vec::new();
     let mut routers: Routers = HashMap::new();
     let mut owners: HashMap<(Method, String), usize> = HashMap::new();
+    let mut primaries: HashMap<(Method, String), usize> = HashMap::new();
+    let mut conditional: Vec<(Method, String, usize, String)> = Vec::new();
     for (i, o) in raw.operations.iter().enumerate() {
         let key = format!("operations[{i}] ({} {})", o.method, o.path);
         let Some(op) = OpKind::parse(&o.op) else {
@@ -885,7 +895,10 @@ fn compile_routes(
             );
         }
         let idx = routes.len();
-        if !o.upstream_only {
+        if !o.upstream_only && !o.inbound_when.is_empty() {
+            conditional.push((method.clone(), o.path.clone(), idx, key.clone()));
+        } else if !o.upstream_only {
+            primaries.insert((method.clone(), o.path.clone()), idx);
             let router = routers.entry(method.clone()).or_default();
             if let Err(e) = router.insert(o.path.clone(), idx) {
                 let other = owners
@@ -930,8 +943,20 @@ fn compile_routes(
             grant_owner: o.grant_owner.clone(),
             upstream_not_found_as,
             variant: o.variant.clone(),
+            site_admin_only: o.site_admin_only,
+            inbound_when: o.inbound_when.clone(),
             next_route_on,
         });
     }
-    (routes, routers)
+    let mut alternatives: Alternatives = HashMap::new();
+    for (method, path, idx, key) in conditional {
+        match primaries.get(&(method, path)) {
+            Some(primary) => alternatives.entry(*primary).or_default().push(idx),
+            None => cx.err(
+                format!("{key}.inbound_when"),
+                "needs a route without conditions with the same method and path",
+            ),
+        }
+    }
+    (routes, routers, alternatives)
 }

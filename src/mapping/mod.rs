@@ -160,6 +160,8 @@ pub struct Route {
     pub next_route_on: Vec<ErrorKind>,
     pub upstream_not_found_as: Option<ErrorKind>,
     pub variant: Option<String>,
+    pub site_admin_only: bool,
+    pub inbound_when: Vec<String>,
 }
 
 impl Route {
@@ -213,6 +215,8 @@ pub struct Dialect {
     pub errors: ErrorSpec,
     pub routes: Vec<Route>,
     routers: HashMap<Method, matchit::Router<usize>>,
+    /// Route index → conditional routes with the same method and path (see `inbound_when`).
+    alternatives: HashMap<usize, Vec<usize>>,
 }
 
 pub enum RouteLookup<'a> {
@@ -223,10 +227,28 @@ pub enum RouteLookup<'a> {
 
 impl Dialect {
     /// Matches a path (already stripped of its base path) to a route.
-    pub fn match_route(&self, method: &Method, path: &str) -> RouteLookup<'_> {
+    pub fn match_route(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &[(String, String)],
+    ) -> RouteLookup<'_> {
         if let Some(router) = self.routers.get(method) {
             if let Ok(found) = router.at(path) {
-                let route = &self.routes[*found.value];
+                let chosen = self
+                    .alternatives
+                    .get(found.value)
+                    .and_then(|alts| {
+                        alts.iter().copied().find(|a| {
+                            self.routes[*a].inbound_when.iter().any(|k| {
+                                query
+                                    .iter()
+                                    .any(|(q, v)| q == k && !v.is_empty() && v != "false")
+                            })
+                        })
+                    })
+                    .unwrap_or(*found.value);
+                let route = &self.routes[chosen];
                 let mut params = Params::default();
                 for (name, value) in found.params.iter() {
                     let decoded = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
@@ -341,6 +363,9 @@ impl Dialects {
                         }
                         if r.upstream_only {
                             notes.push("upstream only".into());
+                        }
+                        if !r.inbound_when.is_empty() {
+                            notes.push(format!("with `{}`", r.inbound_when.join("` or `")));
                         }
                         if let Some(v) = &r.variant {
                             notes.push(format!("upstream variant {v}"));

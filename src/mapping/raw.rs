@@ -168,6 +168,15 @@ pub struct RawOperation {
     /// then in preference to the others (GitLab's Organizations API instead of groups).
     #[serde(default)]
     pub variant: Option<String>,
+    /// Only site administrators may call this route (GitHub Enterprise's /admin routes): the
+    /// caller is checked with user.current before anything is done, whatever the upstream.
+    #[serde(default)]
+    pub site_admin_only: bool,
+    /// Query parameters that select this route for a client over the unconditional route with
+    /// the same method and path (GitLab's `GET /groups?min_access_level=…` lists the caller's
+    /// own groups).
+    #[serde(default)]
+    pub inbound_when: Vec<String>,
     /// Query parameters always sent to an upstream of this dialect on this route.
     #[serde(default)]
     pub fixed_query: BTreeMap<String, String>,
@@ -224,6 +233,10 @@ pub struct RawField {
     /// The nested shape's fields sit in this object itself, not under `key` (GitLab members).
     #[serde(default)]
     pub merge: bool,
+    /// Only the values of the value map exist in this dialect: a list item with another value
+    /// cannot be shown to its clients and is left out (Gitea's activity op_type).
+    #[serde(default)]
+    pub strict: bool,
 }
 
 fn default_resource() -> String {

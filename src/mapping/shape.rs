@@ -41,6 +41,7 @@ pub struct FieldRule {
     pub canonical_type: Option<FieldType>,
     pub or: Option<String>,
     pub merge: bool,
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -193,6 +194,19 @@ impl Shape {
             set_path(&mut out, &rule.path, value);
         }
         Value::Object(out)
+    }
+
+    /// Whether this dialect can show the object: every strict field's value is in its map.
+    pub fn expresses(&self, obj: &Object) -> bool {
+        self.fields
+            .iter()
+            .filter(|r| r.strict)
+            .all(|r| match (&r.source, &r.values) {
+                (Source::Canonical(f), Some(map)) => obj
+                    .get(f)
+                    .is_none_or(|v| v.is_null() || map.to_dialect(v).is_some()),
+                _ => true,
+            })
     }
 
     /// Canonical → a request body in this dialect: only the values the caller supplied.

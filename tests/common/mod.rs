@@ -37,8 +37,21 @@ pub fn free_port() -> u16 {
 
 impl Instance {
     /// Starts `forgebridge serve` with extra arguments and environment, and waits until
-    /// `/healthz` answers.
+    /// `/healthz` answers. A port taken between choosing and binding it (tests run in
+    /// parallel) is retried with another.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Instance {
+        let mut last = String::new();
+        for _ in 0..5 {
+            match Instance::try_start(args, env) {
+                Ok(instance) => return instance,
+                Err(log) if log.contains("cannot listen") => last = log,
+                Err(log) => panic!("forgebridge did not start: {log}"),
+            }
+        }
+        panic!("forgebridge found no free port: {last}");
+    }
+
+    fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<Instance, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
@@ -65,27 +78,27 @@ impl Instance {
             log,
             _dir: dir,
         };
-        instance.wait_ready();
-        instance
+        instance.wait_ready()?;
+        Ok(instance)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("forgebridge exited early ({status}): {}", self.log_text());
+                return Err(format!("exited early ({status}): {}", self.log_text()));
             }
             if client
                 .get(format!("{}/healthz", self.url))
                 .send()
                 .is_ok_and(|r| r.status().is_success())
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(30));
         }
-        panic!("forgebridge did not become ready: {}", self.log_text());
+        Err(format!("not ready after 15 s: {}", self.log_text()))
     }
 
     pub fn pid(&self) -> u32 {

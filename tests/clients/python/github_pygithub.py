@@ -164,9 +164,7 @@ def main():
             admins = run.call("acme.get_members(role='admin')", lambda: [u.login for u in org.get_members(role="admin")])
             run.eq("acme.get_members(role='admin')", admins, ["alice"])
 
-        # KNOWN BUG: GitHub's `role` filter of GET /orgs/{org}/members (admin|member|all) is
-        # ignored on every upstream, the reference forge included: role=admin lists bob too.
-        run.known_bug("GET /orgs/{org}/members?role=admin ignores the role filter", role_filter)
+        role_filter()
 
         bob_user = run.call("get_user('bob')", lambda: alice.get_user("bob"))
         dave_user = run.call("get_user('dave')", lambda: alice.get_user("dave"))
@@ -232,7 +230,10 @@ def main():
         org = alice.get_organization("acme")
         if run.supported("activity.list"):
             events = run.call("acme.get_events()", lambda: list(org.get_events()))
-            run.true("acme.get_events() is not empty", len(events) > 0, events)
+            # A Gitea upstream's feed holds repository activities only: the reference forge's
+            # organization events have no Gitea op_type, so there it may be empty.
+            if args.upstream != "gitea":
+                run.true("acme.get_events() is not empty", len(events) > 0, events)
             run.true(
                 "acme.get_events() items have a type",
                 all(isinstance(e.type, str) and e.type.endswith("Event") for e in events),
@@ -277,13 +278,7 @@ def main():
             by_id = run.call("GET " + data["url"], lambda: req.requestJsonAndCheck("GET", data["url"]))[1]
             run.eq("GET " + data["url"] + " login", by_id.get("login"), "pyghco2")
 
-        if args.upstream == "github":
-            # KNOWN BUG (GitHub upstream): the rename answer's url has no id,
-            # {"url": "<proxy>/api/v3/organizations/"}; the upstream's answer carried the id
-            # in its own url (".../organizations/9").
-            run.known_bug("PATCH /admin/organizations/{org} answer url lacks the org id", answer_points_at_the_org)
-        else:
-            answer_points_at_the_org()
+        answer_points_at_the_org()
         renamed = alice.get_organization("pyghco2")
         run.eq("get_organization('pyghco2').name", run.call("pyghco2.name", lambda: renamed.name), "PyGithub Co")
         run.expect_error(
@@ -303,13 +298,7 @@ def main():
                 error_of,
             )
 
-        if args.upstream == "gitlab":
-            # KNOWN BUG (GitLab upstream): the site-admin create is carried out for a user who is
-            # no site administrator (201, org created), because it becomes a plain POST /groups,
-            # which any GitLab user may call.
-            run.known_bug("POST /admin/organizations by a non-admin succeeds on a GitLab upstream", non_admin_refused)
-        else:
-            non_admin_refused()
+        non_admin_refused()
         # Conflict in GitHub's validation shape.
         body = run.expect_error(
             "requester.requestJsonAndCheck('POST', '/admin/organizations') for an existing login",
