@@ -13,6 +13,15 @@ pub struct Template {
 }
 
 impl Template {
+    /// Parses a template once; RFC 6570 groups such as `{/member}` stay literal.
+    ///
+    /// ```
+    /// use forgebridge::mapping::Template;
+    /// let t = Template::parse("{api}/orgs/{login}/members{/member}");
+    /// assert_eq!(t.vars().collect::<Vec<_>>(), ["api", "login"]);
+    /// let url = t.render(|v| Some(std::borrow::Cow::Borrowed(if v == "api" { "http://p/api/v3" } else { "acme" })));
+    /// assert_eq!(url, "http://p/api/v3/orgs/acme/members{/member}");
+    /// ```
     pub fn parse(text: &str) -> Template {
         let mut parts = Vec::new();
         let mut lit = String::new();
