@@ -179,7 +179,10 @@ impl Gateway {
     /// dialect its path speaks.
     pub fn error_for_path(&self, path: &str, err: CanonicalError) -> HttpResponse {
         match self.dialects.detect(path) {
-            Some((dialect, _, _)) => dialect::errors::render(dialect, &err, &self.public_url),
+            Some((dialect, _, _)) => with_headers(
+                dialect,
+                dialect::errors::render(dialect, &err, &self.public_url),
+            ),
             None => plain(
                 StatusCode::from_u16(match err.kind {
                     ErrorKind::UpstreamTimeout => 504,

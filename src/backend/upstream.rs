@@ -625,6 +625,38 @@ impl UpstreamForge {
                     more: first.next,
                 })
             }
+            // A client page larger than the upstream's: read the upstream pages that cover it.
+            (Paging::Page { page, per_page }, PagingStyle::Page) => {
+                let offset = (page.max(1) - 1).saturating_mul(per_page);
+                let mut upstream_page = offset / max + 1;
+                let skip = (offset % max) as usize;
+                let mut items = Vec::new();
+                let (mut total, mut next) = (None, false);
+                while (items.len() as u64) < per_page + skip as u64 {
+                    let got = self.fetch(route, req, upstream_page, max).await?;
+                    total = got.total.or(total);
+                    next = got.next;
+                    let count = got.items.len();
+                    items.extend(got.items);
+                    if !next || count == 0 {
+                        break;
+                    }
+                    upstream_page += 1;
+                }
+                let leftover = items.len() > skip + per_page as usize;
+                let window: Vec<Object> = items
+                    .into_iter()
+                    .skip(skip)
+                    .take(per_page as usize)
+                    .collect();
+                let seen = offset + window.len() as u64;
+                let more = total.map_or(next || leftover, |t| seen < t);
+                Ok(PageOf {
+                    items: window,
+                    total,
+                    more,
+                })
+            }
             (Paging::Since { since, per_page }, PagingStyle::Since) => {
                 let got = self.fetch(route, req, since, per_page.min(max)).await?;
                 Ok(PageOf {
