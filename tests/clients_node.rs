@@ -35,26 +35,10 @@ fn node_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/node")
 }
 
-/// Runs the installer once per test process (a no-op when the libraries are current), so that
-/// `cargo test` alone works on a fresh machine.
+/// Installs the client libraries first (see `common::install_once`).
 fn install_node_clients() {
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let result = INSTALLED.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-node-clients.sh");
-        match Command::new("bash").arg(&script).output() {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "{} failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => Err(format!("cannot run {}: {e}", script.display())),
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    common::install_once(&INSTALLED, "install-node-clients.sh");
 }
 
 /// Fails (never skips) when Node or the pinned libraries are missing.

@@ -32,26 +32,10 @@ fn scripts_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python")
 }
 
-/// Runs the installer once per test process (it returns at once when the environment is
-/// current), so that `cargo test` alone works on a fresh machine.
+/// Installs the client libraries first (see `common::install_once`).
 fn ensure_installed() {
     static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let result = INSTALLED.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-python-clients.sh");
-        match Command::new("bash").arg(&script).output() {
-            Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "{} failed:\n{}{}",
-                script.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )),
-            Err(e) => Err(format!("cannot run {}: {e}", script.display())),
-        }
-    });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
+    common::install_once(&INSTALLED, "install-python-clients.sh");
 }
 
 /// The virtual environment's interpreter, after checking that the client libraries are there.

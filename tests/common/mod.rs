@@ -320,3 +320,26 @@ pub fn snapshot(reference: &Instance) -> Value {
     }
     Value::Array(orgs)
 }
+
+/// Runs a `.ci/install-*.sh` script (idempotent, quick when already done) once per test
+/// process, so that `cargo test` alone installs the real client libraries on a fresh machine.
+pub fn install_once(cell: &'static std::sync::OnceLock<Result<(), String>>, script: &str) {
+    let result = cell.get_or_init(|| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".ci")
+            .join(script);
+        match Command::new("bash").arg(&path).output() {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err(format!(
+                "{} failed:\n{}{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )),
+            Err(e) => Err(format!("cannot run {}: {e}", path.display())),
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
