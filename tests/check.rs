@@ -4,19 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
-fn mappings_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in ["github.toml", "gitea.toml", "gitlab.toml"] {
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("mappings")
-                .join(name),
-            dir.path().join(name),
-        )
-        .expect("copy mapping");
-    }
-    dir
-}
+mod common;
+
+use common::mappings_copy;
 
 fn edit(dir: &Path, file: &str, from: &str, to: &str) {
     let path = dir.join(file);

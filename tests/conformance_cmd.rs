@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::{Instance, ADMIN_TOKEN};
@@ -64,16 +63,7 @@ fn every_proxy_direction_conforms() {
 #[test]
 fn a_renamed_field_fails_and_is_named() {
     let forge = Instance::reference();
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in ["github.toml", "gitea.toml", "gitlab.toml"] {
-        std::fs::copy(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("mappings")
-                .join(name),
-            dir.path().join(name),
-        )
-        .expect("copy mapping");
-    }
+    let dir = common::mappings_copy();
     let gitea = dir.path().join("gitea.toml");
     let text = std::fs::read_to_string(&gitea).expect("read");
     let broken = text.replacen(

@@ -131,10 +131,7 @@ fn compile_values(
 ) -> HashMap<String, Arc<ValueMap>> {
     let mut out = HashMap::new();
     for (name, table) in raw {
-        let mut map = ValueMap {
-            name: name.clone(),
-            ..ValueMap::default()
-        };
+        let mut map = ValueMap::default();
         for (canonical, dialect_value) in table {
             // A list: the first value is written, every one reads back as this canonical value.
             let values = match to_json(dialect_value) {

@@ -84,7 +84,6 @@ pub enum ReadPath {
 /// share a dialect value, reading back takes the first one listed (a declared lossy direction).
 #[derive(Debug, Default)]
 pub struct ValueMap {
-    pub name: String,
     pub to_dialect: HashMap<String, Value>,
     pub to_canonical: HashMap<String, String>,
 }

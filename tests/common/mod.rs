@@ -343,3 +343,15 @@ pub fn install_once(cell: &'static std::sync::OnceLock<Result<(), String>>, scri
         panic!("{e}");
     }
 }
+
+/// A temporary copy of the shipped mapping files, for tests that break one on purpose.
+pub fn mappings_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["github.toml", "gitea.toml", "gitlab.toml"] {
+        let from = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("mappings")
+            .join(name);
+        std::fs::copy(from, dir.path().join(name)).expect("copy mapping");
+    }
+    dir
+}
