@@ -57,11 +57,7 @@ fn fetch(url: &str) -> (u16, Option<String>, Vec<u8>) {
 fn multipart_create_with_avatar_on_every_upstream() {
     for dialect in ["gitea", "github", "gitlab"] {
         let upstream = Instance::reference();
-        let url = match dialect {
-            "gitea" => upstream.url.clone(),
-            "github" => format!("{}/api/v3", upstream.url),
-            _ => format!("{}/api/v4", upstream.url),
-        };
+        let url = common::upstream_url(&upstream.url, dialect);
         let proxy = Instance::proxy(&url, dialect, &[]);
         for (path, name) in [("/organizations", "neworg"), ("/groups", "newgroup")] {
             let (status, body) = upload(&proxy, path, name);

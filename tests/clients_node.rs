@@ -78,15 +78,6 @@ fn require_node_clients() {
     );
 }
 
-/// The upstream URL for a proxy of `dialect`, as `tests/matrix.rs` builds it.
-fn upstream_url(reference: &Instance, dialect: &str) -> String {
-    match dialect {
-        "github" => format!("{}/api/v3", reference.url),
-        "gitlab" => format!("{}/api/v4", reference.url),
-        _ => reference.url.clone(),
-    }
-}
-
 /// `alice=5,bob=6,…`: the users' ids on the upstream, which GitLab clients address them by.
 fn user_ids(reference: &Instance) -> String {
     let gitlab = Client::new(format!("{}/api/v4", reference.url), Some(ADMIN_TOKEN));
@@ -113,7 +104,7 @@ fn tail(text: &str, lines: usize) -> String {
 fn run_client(script: &str, dialect: &str) {
     require_node_clients();
     let reference = Instance::reference();
-    let proxy = Instance::proxy(&upstream_url(&reference, dialect), dialect, &[]);
+    let proxy = Instance::proxy(&common::upstream_url(&reference.url, dialect), dialect, &[]);
     let out_dir = tempfile::tempdir().expect("tempdir");
     let out_path = out_dir.path().join("output.txt");
     let out = std::fs::File::create(&out_path).expect("output file");

@@ -66,15 +66,6 @@ fn venv_python() -> PathBuf {
     python
 }
 
-/// The upstream URL a proxy is given for a reference forge spoken to in `dialect`.
-fn upstream_url(reference: &Instance, dialect: &str) -> String {
-    match dialect {
-        "github" => format!("{}/api/v3", reference.url),
-        "gitlab" => format!("{}/api/v4", reference.url),
-        _ => reference.url.clone(),
-    }
-}
-
 struct ScriptRun {
     ok: bool,
     output: String,
@@ -147,7 +138,11 @@ fn clients_against(upstream: &str) {
     for script in SCRIPTS {
         // Each script starts from the seed: it creates, renames and removes things.
         let reference = Instance::reference();
-        let proxy = Instance::proxy(&upstream_url(&reference, upstream), upstream, &[]);
+        let proxy = Instance::proxy(
+            &common::upstream_url(&reference.url, upstream),
+            upstream,
+            &[],
+        );
         let run = run_script(&python, script, &proxy.url, upstream);
         println!(
             "==== {script} via proxy to a {upstream} upstream: {}\n{}",

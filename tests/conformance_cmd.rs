@@ -47,11 +47,7 @@ fn the_reference_forge_speaks_all_three_dialects() {
 fn every_proxy_direction_conforms() {
     let forge = Instance::reference();
     for upstream in ["github", "gitea", "gitlab"] {
-        let url = match upstream {
-            "gitea" => forge.url.clone(),
-            "github" => format!("{}/api/v3", forge.url),
-            _ => format!("{}/api/v4", forge.url),
-        };
+        let url = common::upstream_url(&forge.url, upstream);
         let proxy = Instance::proxy(&url, upstream, &[]);
         for client in ["github", "gitea", "gitlab"] {
             let (ok, out) = conformance(client, &proxy.url);

@@ -557,16 +557,11 @@ struct Ids {
     dave: u64,
 }
 
-fn base(dialect: &str) -> &'static str {
-    match dialect {
-        "github" => "/api/v3",
-        "gitea" => "/api/v1",
-        _ => "/api/v4",
-    }
-}
-
 fn send(proxy: &Instance, dialect: &str, c: &Call) -> Reply {
-    let client = Client::new(format!("{}{}", proxy.url, base(dialect)), Some(c.token));
+    let client = Client::new(
+        format!("{}{}", proxy.url, common::api_base(dialect)),
+        Some(c.token),
+    );
     match (c.method, &c.body) {
         ("GET", _) => client.get(&c.path),
         ("DELETE", _) => client.delete(&c.path),
@@ -631,13 +626,6 @@ fn seed_ids(upstream: &Instance) -> Ids {
     }
 }
 
-fn upstream_url(upstream: &Instance, dialect: &str) -> String {
-    match dialect {
-        "gitea" => upstream.url.clone(),
-        other => format!("{}{}", upstream.url, base(other)),
-    }
-}
-
 #[test]
 fn every_operation_in_all_nine_directions() {
     // op → (direction → result)
@@ -654,7 +642,7 @@ fn every_operation_in_all_nine_directions() {
         for (ui, upstream_dialect) in DIALECTS.iter().enumerate() {
             let upstream = Instance::reference();
             let proxy = Instance::proxy(
-                &upstream_url(&upstream, upstream_dialect),
+                &common::upstream_url(&upstream.url, upstream_dialect),
                 upstream_dialect,
                 &[],
             );

@@ -43,11 +43,7 @@ fn two_hundred_fifty_orgs_each_exactly_once_in_every_direction() {
     let upstream = Instance::reference_with(&many_orgs());
     let expected: BTreeSet<String> = (0..ORGS).map(|i| format!("org-{i:03}")).collect();
     for upstream_dialect in ["github", "gitea", "gitlab"] {
-        let url = match upstream_dialect {
-            "github" => format!("{}/api/v3", upstream.url),
-            "gitlab" => format!("{}/api/v4", upstream.url),
-            _ => upstream.url.clone(),
-        };
+        let url = common::upstream_url(&upstream.url, upstream_dialect);
         let proxy = Instance::proxy(&url, upstream_dialect, &[]);
         for (client, base, first, size, key, total_header) in CLIENTS {
             let direction = format!("{client} client, {upstream_dialect} upstream");

@@ -570,16 +570,11 @@ fn calls(dialect: &str, ids: &Ids) -> Vec<Call> {
     }
 }
 
-fn base(dialect: &str) -> &'static str {
-    match dialect {
-        "github" => "/api/v3",
-        "gitea" => "/api/v1",
-        _ => "/api/v4",
-    }
-}
-
 fn send(proxy: &Instance, dialect: &str, c: &Call) -> Reply {
-    let client = Client::new(format!("{}{}", proxy.url, base(dialect)), Some(c.token));
+    let client = Client::new(
+        format!("{}{}", proxy.url, common::api_base(dialect)),
+        Some(c.token),
+    );
     match (&c.body, c.method) {
         (Body::None, "GET") => client.get(&c.path),
         (Body::None, "DELETE") => client.delete(&c.path),
@@ -620,14 +615,6 @@ fn seed_ids(reference: &Instance) -> Ids {
         alice: id("alice"),
         carol: id("carol"),
         dave: id("dave"),
-    }
-}
-
-fn upstream_url(relay: &Relay, dialect: &str) -> String {
-    match dialect {
-        // A bare origin: forgebridge adds Gitea's /api/v1 itself.
-        "gitea" => relay.url.clone(),
-        other => format!("{}{}", relay.url, base(other)),
     }
 }
 
@@ -751,14 +738,19 @@ fn every_response_and_upstream_request_conforms_to_the_official_descriptions() {
             let relay = Relay::start();
             let reference = reference_behind(&relay);
             relay.forward_to(&reference.url);
-            let proxy = Instance::proxy(&upstream_url(&relay, upstream), upstream, &[]);
+            let proxy = Instance::proxy(&common::upstream_url(&relay.url, upstream), upstream, &[]);
             let ids = seed_ids(&reference);
             let _ = relay.take();
             for c in calls(client, &ids) {
                 let reply = send(&proxy, client, &c);
                 let sent: Vec<Recorded> = relay.take();
-                let call_desc =
-                    format!("{} {}{} → {}", c.method, base(client), c.path, reply.status);
+                let call_desc = format!(
+                    "{} {}{} → {}",
+                    c.method,
+                    common::api_base(client),
+                    c.path,
+                    reply.status
+                );
                 if trace {
                     println!("{direction} {} {call_desc} {}", c.op, reply.text);
                     for rec in &sent {

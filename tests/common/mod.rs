@@ -355,3 +355,21 @@ pub fn mappings_copy() -> tempfile::TempDir {
     }
     dir
 }
+
+/// The API base path of a dialect.
+pub fn api_base(dialect: &str) -> &'static str {
+    match dialect {
+        "github" => "/api/v3",
+        "gitea" => "/api/v1",
+        _ => "/api/v4",
+    }
+}
+
+/// The upstream URL a proxy is given for a forge at `origin` spoken to in `dialect`: GitHub and
+/// GitLab with their API path, Gitea as a bare origin (forgebridge adds its /api/v1 itself).
+pub fn upstream_url(origin: &str, dialect: &str) -> String {
+    match dialect {
+        "gitea" => origin.to_string(),
+        other => format!("{origin}{}", api_base(other)),
+    }
+}
