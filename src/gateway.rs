@@ -45,8 +45,7 @@ impl Gateway {
         let Some((dialect, base, rest)) = self.dialects.detect(&path) else {
             return plain(StatusCode::NOT_FOUND, "text/plain", "404 page not found");
         };
-        let span = tracing::Span::current();
-        span.record("dialect", dialect.name.as_str());
+        crate::layers::note(|n| n.dialect = Some(dialect.name.clone()));
         let query: Vec<(String, String)> = req
             .uri()
             .query()
@@ -67,7 +66,7 @@ impl Gateway {
                 return dialect::errors::render(dialect, &err, &self.public_url);
             }
         };
-        span.record("operation", route.op.name());
+        crate::layers::note(|n| n.operation = Some(route.op.name()));
         let api = format!("{}{}", self.public_url, base);
         let this = format!("{}{}", self.public_url, path);
         let urls = PublicUrls {
@@ -168,7 +167,7 @@ impl Gateway {
         if err.kind == ErrorKind::Validation && err.detail.is_empty() {
             err.detail = "invalid".into();
         }
-        tracing::Span::current().record("error", err.kind.name());
+        crate::layers::note(|n| n.error = Some(err.kind.name()));
         with_headers(
             dialect,
             dialect::errors::render(dialect, &err, &self.public_url),

@@ -1,7 +1,8 @@
-//! Cross-cutting behaviour as tower layers around the gateway: an access-log span per request
+//! Cross-cutting behaviour as tower layers around the gateway: one access-log line per request
 //! (never a token: the query string is not logged), a whole-request deadline answered in the
 //! client's dialect, and request ids.
 
+use std::cell::RefCell;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -13,7 +14,6 @@ use http::{Request, Response};
 use http_body_util::Full;
 use tower::{Layer, Service};
 use tower_http::request_id::{MakeRequestId, RequestId};
-use tracing::Instrument;
 
 use crate::backend::BoxFuture;
 use crate::canonical::{CanonicalError, ErrorKind};
@@ -57,8 +57,27 @@ impl MakeRequestId for Counter {
     }
 }
 
-/// One tracing span per request: method, path, request id, dialect, operation, upstream
-/// status, error kind, status and latency.
+tokio::task_local! {
+    static NOTED: RefCell<Noted>;
+}
+
+/// What the phases of a request learn about it, for its access-log line.
+#[derive(Default)]
+pub struct Noted {
+    pub dialect: Option<String>,
+    pub operation: Option<&'static str>,
+    pub upstream_status: Option<u16>,
+    pub error: Option<&'static str>,
+}
+
+/// Notes something about the request being served (nothing outside a request).
+pub fn note(f: impl FnOnce(&mut Noted)) {
+    let _ = NOTED.try_with(|n| f(&mut n.borrow_mut()));
+}
+
+/// One access-log event per request, written when its answer is ready: method, path, request
+/// id, dialect, operation, upstream status, error kind, status and latency. The phases fill in
+/// what they learn through [`note`], a task-local record, which costs far less than a span.
 #[derive(Clone, Default)]
 pub struct AccessLogLayer;
 
@@ -88,41 +107,34 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let request_id = req
-            .headers()
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-            .to_string();
-        let span = tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = %req.uri().path(),
-            request_id = %request_id,
-            dialect = tracing::field::Empty,
-            operation = tracing::field::Empty,
-            upstream_status = tracing::field::Empty,
-            error = tracing::field::Empty,
-        );
+        if !tracing::enabled!(target: "forgebridge::access", tracing::Level::INFO) {
+            return Box::pin(self.inner.call(req));
+        }
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let request_id = req.headers().get("x-request-id").cloned();
         let start = Instant::now();
-        let fut = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
-        Box::pin(
-            async move {
-                let result = fut.await;
-                if let Ok(resp) = &result {
-                    tracing::info!(
-                        status = resp.status().as_u16(),
-                        latency_ms = start.elapsed().as_secs_f64() * 1000.0,
-                        "handled"
-                    );
-                }
-                result
+        let fut = self.inner.call(req);
+        Box::pin(NOTED.scope(RefCell::new(Noted::default()), async move {
+            let result = fut.await;
+            let noted = NOTED.with(|n| n.take());
+            if let Ok(resp) = &result {
+                tracing::info!(
+                    target: "forgebridge::access",
+                    method = %method,
+                    path = %path,
+                    request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
+                    dialect = noted.dialect.as_deref(),
+                    operation = noted.operation,
+                    upstream_status = noted.upstream_status,
+                    error = noted.error,
+                    status = resp.status().as_u16(),
+                    latency_ms = start.elapsed().as_secs_f64() * 1000.0,
+                    "handled"
+                );
             }
-            .instrument(span),
-        )
+            result
+        }))
     }
 }
 

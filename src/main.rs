@@ -126,12 +126,18 @@ impl ServeArgs {
     }
 }
 
-fn init_logging(settings: &Settings) {
+/// Logs to stderr through a background writer: request threads only format their line, and
+/// the writer batches lines into few writes. Keep the guard alive: dropping it flushes.
+fn init_logging(settings: &Settings) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stderr(),
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     if settings.log.format == "json" {
         builder
             .json()
@@ -141,6 +147,7 @@ fn init_logging(settings: &Settings) {
     } else {
         builder.init();
     }
+    guard
 }
 
 fn load_dialects(settings: &Settings) -> Result<Dialects, String> {
@@ -231,7 +238,7 @@ fn routes(args: &CommonArgs) -> ExitCode {
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.overrides())?;
-    init_logging(&settings);
+    let _log_writer = init_logging(&settings);
     let dialects =
         load_dialects(&settings).map_err(|m| anyhow::anyhow!("mapping files are invalid:\n{m}"))?;
     let public_url = settings.public_url();

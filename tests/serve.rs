@@ -82,10 +82,10 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let entry: Value = serde_json::from_str(&line).expect("JSON log line");
-    let span = &entry["span"];
-    assert_eq!(span["dialect"], "github");
-    assert_eq!(span["operation"], "org.get");
-    assert_eq!(span["upstream_status"], 200);
+    assert_eq!(entry["dialect"], "github");
+    assert_eq!(entry["operation"], "org.get");
+    assert_eq!(entry["upstream_status"], 200);
+    assert_eq!(entry["path"], "/api/v3/orgs/acme");
     assert_eq!(entry["status"], 200);
     assert!(!proxy.log_text().contains(ADMIN_TOKEN));
 }

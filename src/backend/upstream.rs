@@ -846,7 +846,7 @@ impl UpstreamForge {
 
     async fn read_answer(&self, resp: reqwest::Response) -> Result<Answer, CanonicalError> {
         let status = resp.status();
-        tracing::Span::current().record("upstream_status", status.as_u16());
+        crate::layers::note(|n| n.upstream_status = Some(status.as_u16()));
         let header = |name: &str| {
             resp.headers()
                 .get(name)
