@@ -58,8 +58,15 @@ pub async fn decode(
     Ok(req)
 }
 
-fn json_response(status: http::StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
+fn json_response(
+    status: http::StatusCode,
+    body: &impl serde::Serialize,
+    size_hint: usize,
+) -> Response<Full<Bytes>> {
+    let mut bytes = Vec::with_capacity(size_hint);
+    if serde_json::to_writer(&mut bytes, body).is_err() {
+        bytes.clear();
+    }
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -68,6 +75,9 @@ fn json_response(status: http::StatusCode, body: &Value) -> Response<Full<Bytes>
     );
     resp
 }
+
+/// About the size of one encoded entity, to size answer buffers once.
+const ENTITY_SIZE: usize = 1536;
 
 fn empty_response(status: http::StatusCode) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::new()));
@@ -99,20 +109,19 @@ pub fn encode(
             empty_response(status)
         }
         Outcome::List(mut page) => {
-            let items: Vec<Value> = match &route.response {
-                Some(shape) => {
-                    let before = page.items.len();
-                    page.items.retain(|o| shape.expresses(o));
-                    let dropped = (before - page.items.len()) as u64;
-                    page.total = page.total.map(|t| t.saturating_sub(dropped));
-                    page.items
-                        .iter()
-                        .map(|o| shape.encode_response(o, &ctx))
-                        .collect()
-                }
+            if let Some(shape) = &route.response {
+                let before = page.items.len();
+                page.items.retain(|o| shape.expresses(o));
+                let dropped = (before - page.items.len()) as u64;
+                page.total = page.total.map(|t| t.saturating_sub(dropped));
+            } else {
+                page.items.clear();
+            }
+            let items: Vec<_> = match &route.response {
+                Some(shape) => page.items.iter().map(|o| shape.response(o, &ctx)).collect(),
                 None => Vec::new(),
             };
-            let mut resp = json_response(route.status, &Value::Array(items));
+            let mut resp = json_response(route.status, &items, ENTITY_SIZE * items.len() + 2);
             if let Some(p) = req.paging {
                 // Links repeat the client's query, but never a token it put there.
                 let query: Vec<(String, String)> = query
@@ -133,12 +142,13 @@ pub fn encode(
         }
         Outcome::Entity(obj) => {
             let mut resp = match (&route.response, &route.body) {
-                (Some(shape), _) if route.list_of_one => json_response(
-                    route.status,
-                    &Value::Array(vec![shape.encode_response(&obj, &ctx)]),
-                ),
-                (Some(shape), _) => json_response(route.status, &shape.encode_response(&obj, &ctx)),
-                (None, Some(body)) => json_response(route.status, body),
+                (Some(shape), _) if route.list_of_one => {
+                    json_response(route.status, &[shape.response(&obj, &ctx)], ENTITY_SIZE)
+                }
+                (Some(shape), _) => {
+                    json_response(route.status, &shape.response(&obj, &ctx), ENTITY_SIZE)
+                }
+                (None, Some(body)) => json_response(route.status, body, 128),
                 (None, None) => empty_response(route.status),
             };
             if let Some(t) = &route.location {
@@ -150,7 +160,7 @@ pub fn encode(
             resp
         }
         Outcome::Done => match &route.body {
-            Some(body) => json_response(route.status, body),
+            Some(body) => json_response(route.status, body, 128),
             None => empty_response(route.status),
         },
     }

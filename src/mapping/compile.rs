@@ -250,12 +250,18 @@ fn build_shape(
             );
         }
     }
-    let compiled = Arc::new(Shape {
-        name: name.to_string(),
+    let compiled = Arc::new(Shape::new(
+        name.to_string(),
         entity,
         fields,
-        ignores: shape.ignores.clone(),
-    });
+        shape.ignores.clone(),
+    ));
+    for clash in compiled.clashing_keys() {
+        cx.err(
+            key.clone(),
+            format!("answers would carry the key {clash:?} twice (a field and an object, or a merged shape's field)"),
+        );
+    }
     done.insert(name.to_string(), compiled.clone());
     Some(compiled)
 }

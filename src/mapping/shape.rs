@@ -9,6 +9,7 @@ use std::sync::Arc;
 use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::template::Template;
@@ -22,6 +23,16 @@ pub struct Shape {
     pub entity: Entity,
     pub fields: Vec<FieldRule>,
     pub ignores: Vec<String>,
+    /// The written fields as the answer nests them (`a.b` under `a`), built once by
+    /// [`Shape::new`] so that encoding streams straight to bytes.
+    out: Vec<Out>,
+}
+
+/// One entry of an encoded answer: a field rule (by index), or an object of entries.
+#[derive(Debug)]
+enum Out {
+    Rule(usize),
+    Group(String, Vec<Out>),
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +114,8 @@ fn value_key(v: &Value) -> Cow<'_, str> {
 }
 
 impl ValueMap {
-    fn to_dialect(&self, v: &Value) -> Option<Value> {
-        self.to_dialect.get(value_key(v).as_ref()).cloned()
+    fn to_dialect(&self, v: &Value) -> Option<&Value> {
+        self.to_dialect.get(value_key(v).as_ref())
     }
     fn to_canonical(&self, v: &Value) -> Option<Value> {
         self.to_canonical
@@ -156,43 +167,136 @@ fn node_id(type_name: &str, id: &Value) -> Value {
 }
 
 impl Shape {
-    /// Canonical → a response body in this dialect: every written field is present, missing
-    /// canonical values become the field's default or null.
-    pub fn encode_response(&self, obj: &Object, ctx: &EncodeCtx<'_>) -> Value {
-        let mut out = serde_json::Map::with_capacity(self.fields.len());
-        for rule in self.fields.iter().filter(|r| r.write) {
-            let value = match &rule.source {
-                Source::Canonical(field) => match rule.canonical_value(obj, field) {
-                    None => rule.default.clone().unwrap_or(Value::Null),
-                    Some(v) => match (&rule.nested, v) {
-                        (Some(nested), Value::Object(inner)) => {
-                            let encoded = nested.encode_response(inner, ctx);
-                            if let (true, Value::Object(fields)) = (rule.merge, encoded.clone()) {
-                                out.extend(fields);
-                                continue;
-                            }
-                            encoded
+    /// A shape from its rules, which the caller has made unique by key.
+    pub fn new(name: String, entity: Entity, fields: Vec<FieldRule>, ignores: Vec<String>) -> Self {
+        let mut out = Vec::new();
+        for (i, rule) in fields.iter().enumerate().filter(|(_, r)| r.write) {
+            let mut level = &mut out;
+            let groups = rule.path.split_last().map_or(&[][..], |(_, g)| g);
+            for seg in groups {
+                let at = level
+                    .iter()
+                    .position(|o| matches!(o, Out::Group(k, _) if k == seg))
+                    .unwrap_or_else(|| {
+                        level.push(Out::Group(seg.clone(), Vec::new()));
+                        level.len() - 1
+                    });
+                let Out::Group(_, inner) = &mut level[at] else {
+                    unreachable!("position() found a group")
+                };
+                level = inner;
+            }
+            level.push(Out::Rule(i));
+        }
+        Shape {
+            name,
+            entity,
+            fields,
+            ignores,
+            out,
+        }
+    }
+
+    /// Canonical → a response body in this dialect, serialized straight to bytes without an
+    /// intermediate JSON tree: every written field is present, missing canonical values become
+    /// the field's default or null.
+    pub fn response<'a>(&'a self, obj: &'a Object, ctx: &'a EncodeCtx<'a>) -> Encoded<'a> {
+        Encoded {
+            shape: self,
+            entries: &self.out,
+            obj,
+            ctx,
+        }
+    }
+
+    /// Keys an answer would carry twice: a key that is both a field and an object of fields
+    /// (`a` and `a.b`), or a merged shape's field beside a field of the same name.
+    pub fn clashing_keys(&self) -> Vec<String> {
+        fn keys(shape: &Shape, entries: &[Out], seen: &mut Vec<String>, clashes: &mut Vec<String>) {
+            for entry in entries {
+                match entry {
+                    Out::Group(key, _) => note(key, seen, clashes),
+                    Out::Rule(i) => {
+                        let rule = &shape.fields[*i];
+                        match (&rule.nested, rule.merge) {
+                            (Some(nested), true) => keys(nested, &nested.out, seen, clashes),
+                            _ => note(rule.path.last().unwrap_or(&rule.key), seen, clashes),
                         }
-                        _ => rule.outbound_value(v),
+                    }
+                }
+            }
+            for entry in entries {
+                if let Out::Group(_, inner) = entry {
+                    keys(shape, inner, &mut Vec::new(), clashes);
+                }
+            }
+        }
+        fn note(key: &str, seen: &mut Vec<String>, clashes: &mut Vec<String>) {
+            if seen.iter().any(|k| k == key) {
+                clashes.push(key.to_string());
+            } else {
+                seen.push(key.to_string());
+            }
+        }
+        let mut clashes = Vec::new();
+        keys(self, &self.out, &mut Vec::new(), &mut clashes);
+        clashes
+    }
+
+    fn write_entries<M: SerializeMap>(
+        &self,
+        entries: &[Out],
+        obj: &Object,
+        ctx: &EncodeCtx<'_>,
+        map: &mut M,
+    ) -> Result<(), M::Error> {
+        for entry in entries {
+            let rule = match entry {
+                Out::Group(key, inner) => {
+                    map.serialize_entry(
+                        key,
+                        &Encoded {
+                            shape: self,
+                            entries: inner,
+                            obj,
+                            ctx,
+                        },
+                    )?;
+                    continue;
+                }
+                Out::Rule(i) => &self.fields[*i],
+            };
+            let leaf = rule.path.last().unwrap_or(&rule.key);
+            let piece = match &rule.source {
+                Source::Canonical(field) => match rule.canonical_value(obj, field) {
+                    None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
+                    Some(v) => match (&rule.nested, v) {
+                        (Some(nested), Value::Object(inner)) if rule.merge => {
+                            nested.write_entries(&nested.out, inner, ctx, map)?;
+                            continue;
+                        }
+                        (Some(nested), Value::Object(inner)) => {
+                            map.serialize_entry(leaf, &nested.response(inner, ctx))?;
+                            continue;
+                        }
+                        _ => rule.outbound(v),
                     },
                 },
-                Source::Param(p) => ctx
-                    .params
-                    .get(p)
-                    .map(|s| Value::String(s.to_string()))
-                    .or_else(|| rule.default.clone())
-                    .unwrap_or(Value::Null),
-                Source::Url(t) => Value::String(render_url(t, obj, ctx)),
-                Source::Const(v) => v.clone(),
-                Source::Compute(Compute::GithubNodeId(ty)) => match obj.get("id") {
-                    Some(id) if !id.is_null() => node_id(ty, id),
-                    _ => Value::Null,
+                Source::Param(p) => match ctx.params.get(p) {
+                    Some(v) => Piece::Str(v),
+                    None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                 },
-                Source::Compute(Compute::Null) => Value::Null,
+                Source::Url(t) => Piece::String(render_url(t, obj, ctx)),
+                Source::Const(v) => Piece::Ref(v),
+                Source::Compute(Compute::GithubNodeId(ty)) => match obj.get("id") {
+                    Some(id) if !id.is_null() => Piece::Owned(node_id(ty, id)),
+                    _ => Piece::Null,
+                },
+                Source::Compute(Compute::Null) => Piece::Null,
             };
-            set_path(&mut out, &rule.path, value);
+            map.serialize_entry(leaf, &piece)?;
         }
-        Value::Object(out)
+        Ok(())
     }
 
     /// Whether this dialect can show the object: every strict field's value is in its map.
@@ -356,21 +460,23 @@ impl FieldRule {
     }
 
     fn outbound_value(&self, v: &Value) -> Value {
+        self.outbound(v).into_value()
+    }
+
+    /// A canonical value as this dialect spells it, borrowed where nothing changes.
+    fn outbound<'a>(&'a self, v: &'a Value) -> Piece<'a> {
         let mapped = self
             .values
             .as_ref()
             .and_then(|m| m.to_dialect(v))
-            .unwrap_or_else(|| v.clone());
-        match (&mapped, self.as_type) {
-            (Value::Number(n), AsType::String) => Value::String(n.to_string()),
+            .unwrap_or(v);
+        match (mapped, self.as_type) {
+            (Value::Number(n), AsType::String) => Piece::String(n.to_string()),
             (Value::String(s), AsType::Number) => s
                 .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| mapped.clone()),
-            (Value::String(s), AsType::Base64) => {
-                Value::String(avatar::to_base64(s).unwrap_or(s).to_string())
-            }
-            _ => mapped,
+                .map_or(Piece::Ref(mapped), |n| Piece::Owned(Value::from(n))),
+            (Value::String(s), AsType::Base64) => Piece::Str(avatar::to_base64(s).unwrap_or(s)),
+            _ => Piece::Ref(mapped),
         }
     }
 
@@ -384,6 +490,57 @@ impl FieldRule {
         match self.canonical_type {
             Some(ty) => coerce(ty, value),
             None => Some(value),
+        }
+    }
+}
+
+/// An encoded answer (or one nested object of it), serialized on demand.
+pub struct Encoded<'a> {
+    shape: &'a Shape,
+    entries: &'a [Out],
+    obj: &'a Object,
+    ctx: &'a EncodeCtx<'a>,
+}
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.shape
+            .write_entries(self.entries, self.obj, self.ctx, &mut map)?;
+        map.end()
+    }
+}
+
+/// One field's value in an answer: borrowed from the canonical object or the mapping where
+/// possible.
+enum Piece<'a> {
+    Null,
+    Ref(&'a Value),
+    Str(&'a str),
+    String(String),
+    Owned(Value),
+}
+
+impl Piece<'_> {
+    fn into_value(self) -> Value {
+        match self {
+            Piece::Null => Value::Null,
+            Piece::Ref(v) => v.clone(),
+            Piece::Str(s) => Value::String(s.to_string()),
+            Piece::String(s) => Value::String(s),
+            Piece::Owned(v) => v,
+        }
+    }
+}
+
+impl Serialize for Piece<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Piece::Null => serializer.serialize_unit(),
+            Piece::Ref(v) => v.serialize(serializer),
+            Piece::Str(s) => serializer.serialize_str(s),
+            Piece::String(s) => serializer.serialize_str(s),
+            Piece::Owned(v) => v.serialize(serializer),
         }
     }
 }
