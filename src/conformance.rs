@@ -7,7 +7,11 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
 use serde_json::{json, Value};
+
+use crate::backend::transport::Transport;
 
 /// What a case expects back.
 #[derive(Clone, Copy)]
@@ -630,23 +634,34 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
         format!("{target}{base}")
     };
     let origin = url::Url::parse(&api)?.origin().ascii_serialization();
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let auth = |b: reqwest::RequestBuilder| match (token, dialect) {
-        (Some(t), "gitlab") => b.header("PRIVATE-TOKEN", t),
-        (Some(t), _) => b.header("Authorization", format!("token {t}")),
-        (None, _) => b,
+    let transport = Transport::new(Duration::from_secs(30), 64 * 1024 * 1024);
+    let exchange = |method: &str, url: String, body: Option<&Value>| {
+        let mut req = http::Request::builder().method(method).uri(url);
+        req = match (token, dialect) {
+            (Some(t), "gitlab") => req.header("PRIVATE-TOKEN", t),
+            (Some(t), _) => req.header("Authorization", format!("token {t}")),
+            (None, _) => req,
+        };
+        let payload = match body {
+            Some(b) => {
+                req = req.header(http::header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(b).unwrap_or_default())
+            }
+            None => Bytes::new(),
+        };
+        let req = req.body(Full::new(payload));
+        let transport = &transport;
+        async move {
+            let req = req.map_err(|e| format!("cannot build the request: {e}"))?;
+            transport.send(req).await.map_err(|f| f.to_string())
+        }
     };
 
     // Who the token belongs to: the organization is created for, and checked against, them.
-    let me: Value = auth(client.get(format!("{api}/user")))
-        .send()
-        .await?
-        .json()
-        .await
-        .unwrap_or(Value::Null);
+    let me: Value = match exchange("GET", format!("{api}/user"), None).await {
+        Ok(reply) => serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
+        Err(e) => anyhow::bail!("GET {api}/user: {e}"),
+    };
     let login = me
         .get("login")
         .or_else(|| me.get("username"))
@@ -668,12 +683,7 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
     let mut outcomes = Vec::new();
     for c in cases(dialect, &login, my_id, &org, &renamed) {
         let call = format!("{} {}{}", c.method, base, c.path);
-        let method = reqwest::Method::from_bytes(c.method.as_bytes())?;
-        let mut req = auth(client.request(method, format!("{api}{}", c.path)));
-        if let Some(b) = &c.body {
-            req = req.json(b);
-        }
-        let resp = match req.send().await {
+        let reply = match exchange(c.method, format!("{api}{}", c.path), c.body.as_ref()).await {
             Ok(r) => r,
             Err(e) => {
                 outcomes.push(Outcome {
@@ -685,14 +695,13 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
                 continue;
             }
         };
-        let status = resp.status().as_u16();
-        let link = resp
-            .headers()
+        let status = reply.status.as_u16();
+        let link = reply
+            .headers
             .get("link")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let text = resp.text().await.unwrap_or_default();
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         let verdict = if status == 501 && !c.name.starts_with("error.") {
             match check_fields(&body, &["message"]).or_else(|| check_fields(&body, &["error"])) {
                 Some(_) if body.get("message").is_none() && body.get("error").is_none() => {

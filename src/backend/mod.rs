@@ -4,6 +4,7 @@
 
 pub mod avatars;
 pub mod reference;
+pub mod transport;
 pub mod upstream;
 
 use std::future::Future;

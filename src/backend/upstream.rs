@@ -1,5 +1,5 @@
 //! The HTTP upstream: performs canonical operations on a real forge (or another forgebridge)
-//! in that forge's dialect, through its mapping file. One pooled reqwest client; multi-call
+//! in that forge's dialect, through its mapping file. One pooled hyper client; multi-call
 //! plans (resolve a missing parameter, complete a create, enrich an answer) come from the
 //! mapping, and a half-done create is rolled back, never reported as success.
 
@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
+use super::transport::{self, Failure, Transport};
 use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
@@ -28,8 +29,7 @@ pub struct UpstreamForge {
     base_url: String,
     api_root: String,
     public_url: String,
-    client: reqwest::Client,
-    timeout: Duration,
+    transport: Transport,
     max_walk_pages: u64,
     variant: Option<String>,
 }
@@ -74,21 +74,13 @@ impl UpstreamForge {
         } else {
             format!("{base_url}{base_path}")
         };
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(64)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("forgebridge/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let origin = parsed.origin().ascii_serialization();
         Ok(UpstreamForge {
             dialect,
             base_url: origin,
             api_root,
             public_url: public_url.trim_end_matches('/').to_string(),
-            client,
-            timeout,
+            transport: Transport::new(timeout, MAX_UPSTREAM_BODY),
             max_walk_pages,
             variant,
         })
@@ -788,11 +780,9 @@ impl UpstreamForge {
         mut query: Vec<(String, String)>,
         body: Option<Value>,
     ) -> Result<Answer, CanonicalError> {
-        let path = route.path_template.render(|var| {
-            req.params
-                .get(var)
-                .map(|v| std::borrow::Cow::Owned(encode_segment(v)))
-        });
+        let path = route
+            .path_template
+            .render(|var| req.params.get(var).map(encode_segment));
         for (param, key) in &route.query {
             if let Some(v) = req.params.get(param) {
                 query.push((key.clone(), v.to_string()));
@@ -808,47 +798,65 @@ impl UpstreamForge {
             url.push('?');
             url.push_str(&ser.finish());
         }
+        let uri: http::Uri = url.parse().map_err(|_| {
+            CanonicalError::new(
+                ErrorKind::Internal,
+                format!("cannot build an upstream URL for {}", route.op.name()),
+            )
+        })?;
+        let credential = req
+            .credential
+            .as_ref()
+            .and_then(|cred| auth::emit(&self.dialect.auth, cred));
+        let (content_type, payload) = match &body {
+            // A file travels as a multipart part where the dialect takes forms (GitLab).
+            Some(json) if self.dialect.forms && has_file(json) => {
+                let (ct, bytes) = multipart_form(json);
+                (Some(ct), bytes)
+            }
+            Some(json) => (
+                Some("application/json".to_string()),
+                Bytes::from(serde_json::to_vec(json).unwrap_or_default()),
+            ),
+            None => (None, Bytes::new()),
+        };
         let idempotent = matches!(route.method, Method::GET | Method::HEAD);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = self
-                .client
-                .request(route.method.clone(), &url)
+            let mut builder = http::Request::builder()
+                .method(route.method.clone())
+                .uri(uri.clone())
                 .header(http::header::ACCEPT, "application/json");
-            if let Some(cred) = &req.credential {
-                if let Some((name, value)) = auth::emit(&self.dialect.auth, cred) {
-                    builder = builder.header(name, value);
-                }
+            if let Some((name, value)) = credential.clone() {
+                builder = builder.header(name, value);
             }
-            builder = match &body {
-                // A file travels as a multipart part where the dialect takes forms (GitLab).
-                Some(json) if self.dialect.forms && has_file(json) => {
-                    builder.multipart(multipart_form(json))
-                }
-                Some(json) => builder
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(serde_json::to_vec(json).unwrap_or_default()),
-                None if matches!(route.method, Method::PUT | Method::POST | Method::PATCH) => {
-                    builder.header(http::header::CONTENT_LENGTH, "0")
-                }
-                None => builder,
-            };
-            match builder.send().await {
-                Ok(resp) => return self.read_answer(resp).await,
+            if let Some(ct) = &content_type {
+                builder = builder.header(http::header::CONTENT_TYPE, ct.as_str());
+            }
+            let request = builder
+                .body(http_body_util::Full::new(payload.clone()))
+                .map_err(|_| {
+                    CanonicalError::new(
+                        ErrorKind::Internal,
+                        "cannot build the upstream request (a header value is invalid)",
+                    )
+                })?;
+            match self.transport.send(request).await {
+                Ok(reply) => return Ok(self.answer(reply)),
                 // Only a request that never reached the upstream, and only an idempotent one,
                 // is tried again: a write is never repeated.
-                Err(e) if e.is_connect() && idempotent && attempt < 2 => continue,
-                Err(e) => return Err(self.transport_error(&e)),
+                Err(Failure::Connect) if idempotent && attempt < 2 => continue,
+                Err(f) => return Err(self.transport_error(f)),
             }
         }
     }
 
-    async fn read_answer(&self, resp: reqwest::Response) -> Result<Answer, CanonicalError> {
-        let status = resp.status();
-        crate::layers::note(|n| n.upstream_status = Some(status.as_u16()));
+    fn answer(&self, reply: transport::Reply) -> Answer {
+        crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
         let header = |name: &str| {
-            resp.headers()
+            reply
+                .headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
@@ -861,45 +869,32 @@ impl UpstreamForge {
             .as_ref()
             .and_then(|h| header(h.as_str()))
             .and_then(|v| v.trim().parse().ok());
-        if resp
-            .content_length()
-            .is_some_and(|l| l as usize > MAX_UPSTREAM_BODY)
-        {
-            return Err(CanonicalError::new(
-                ErrorKind::UpstreamUnavailable,
-                "the upstream's answer is too large",
-            ));
-        }
-        let body = resp.bytes().await.map_err(|e| self.transport_error(&e))?;
-        if body.len() > MAX_UPSTREAM_BODY {
-            return Err(CanonicalError::new(
-                ErrorKind::UpstreamUnavailable,
-                "the upstream's answer is too large",
-            ));
-        }
-        Ok(Answer {
-            status,
+        Answer {
+            status: reply.status,
             link,
             total,
-            body,
-        })
+            body: reply.body,
+        }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> CanonicalError {
-        if e.is_timeout() {
-            CanonicalError::new(
+    fn transport_error(&self, failure: Failure) -> CanonicalError {
+        match failure {
+            Failure::Timeout => CanonicalError::new(
                 ErrorKind::UpstreamTimeout,
                 format!(
                     "the {} upstream did not answer within {} s",
                     self.dialect.name,
-                    self.timeout.as_secs_f32()
+                    self.transport.timeout().as_secs_f32()
                 ),
-            )
-        } else {
-            CanonicalError::new(
+            ),
+            Failure::TooLarge => CanonicalError::new(
+                ErrorKind::UpstreamUnavailable,
+                "the upstream's answer is too large",
+            ),
+            Failure::Connect | Failure::Broken => CanonicalError::new(
                 ErrorKind::UpstreamUnavailable,
                 format!("the {} upstream could not be reached", self.dialect.name),
-            )
+            ),
         }
     }
 
@@ -975,28 +970,27 @@ fn has_file(body: &Value) -> bool {
 }
 
 /// A request body as multipart/form-data: data: URLs become file parts, the rest text parts.
-fn multipart_form(body: &Value) -> reqwest::multipart::Form {
-    let mut form = reqwest::multipart::Form::new();
-    for (key, value) in body.as_object().into_iter().flatten() {
-        let file = value.as_str().and_then(crate::canonical::avatar::decode);
-        form = match file {
-            Some((mime, bytes)) => {
-                let ext = mime
-                    .rsplit('/')
-                    .next()
-                    .unwrap_or("bin")
-                    .trim_end_matches("+xml")
-                    .to_string();
-                let part = reqwest::multipart::Part::bytes(bytes).file_name(format!("{key}.{ext}"));
-                match part.mime_str(&mime) {
-                    Ok(p) => form.part(key.clone(), p),
-                    Err(_) => form,
-                }
-            }
-            None => form.text(key.clone(), value_text(value)),
-        };
-    }
-    form
+fn multipart_form(body: &Value) -> (String, Bytes) {
+    let parts: Vec<transport::Part<'_>> = body
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(
+            |(key, value)| match value.as_str().and_then(crate::canonical::avatar::decode) {
+                Some((mime, bytes)) => transport::Part::File(key, mime, bytes),
+                None => transport::Part::Text(key, value_text(value)),
+            },
+        )
+        .collect();
+    transport::multipart(&parts)
+}
+
+/// A path for the upstream's avatar route: each segment percent-encoded as needed.
+fn encode_path(rest: &str) -> String {
+    rest.split('/')
+        .map(encode_segment)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn value_text(v: &Value) -> String {
@@ -1025,21 +1019,23 @@ impl Backend for UpstreamForge {
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
         Box::pin(async move {
-            let url = format!("{}/avatars/{}", self.base_url, rest);
-            let resp = self.client.get(url).send().await.ok()?;
-            if !resp.status().is_success() {
+            let url = format!("{}/avatars/{}", self.base_url, encode_path(rest));
+            let request = http::Request::get(url)
+                .body(http_body_util::Full::new(Bytes::new()))
+                .ok()?;
+            let reply = self.transport.send(request).await.ok()?;
+            if !reply.status.is_success() {
                 return None;
             }
-            let content_type = resp
-                .headers()
+            let content_type = reply
+                .headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("application/octet-stream")
                 .to_string();
-            let bytes = resp.bytes().await.ok()?;
             Some(Avatar {
                 content_type,
-                bytes,
+                bytes: reply.body,
             })
         })
     }

@@ -178,7 +178,7 @@ fn shape_free_url(
         other => obj
             .get(other)
             .and_then(Value::as_str)
-            .map(|s| Cow::Owned(crate::mapping::shape::encode_segment(s)))
+            .map(crate::mapping::shape::encode_segment)
             .or_else(|| ctx.params.get(other).map(|s| Cow::Owned(s.to_string()))),
     })
 }

@@ -547,21 +547,21 @@ impl Serialize for Piece<'_> {
 
 fn render_url(t: &Template, obj: &Object, ctx: &EncodeCtx<'_>) -> String {
     t.render(|var| match var {
-        "api" => Some(Cow::Owned(ctx.api.to_string())),
-        "web" => Some(Cow::Owned(ctx.web.to_string())),
+        "api" => Some(Cow::Borrowed(ctx.api)),
+        "web" => Some(Cow::Borrowed(ctx.web)),
         other => match obj.get(other) {
-            Some(Value::String(s)) => Some(Cow::Owned(encode_segment(s))),
+            Some(Value::String(s)) => Some(encode_segment(s)),
             Some(Value::Null | Value::Object(_)) | None => {
-                ctx.params.get(other).map(|s| Cow::Owned(encode_segment(s)))
+                ctx.params.get(other).map(encode_segment)
             }
             Some(v) => Some(Cow::Owned(v.to_string())),
         },
     })
 }
 
-/// Percent-encodes one path segment.
-pub fn encode_segment(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+/// Percent-encodes one path segment (borrowed when nothing needs escaping).
+pub fn encode_segment(s: &str) -> Cow<'_, str> {
+    percent_encoding::utf8_percent_encode(s, SEGMENT).into()
 }
 
 const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC

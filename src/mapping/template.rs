@@ -10,6 +10,7 @@ enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    literal_len: usize,
 }
 
 impl Template {
@@ -47,7 +48,14 @@ impl Template {
         if !lit.is_empty() {
             parts.push(Part::Lit(lit));
         }
-        Template { parts }
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Lit(s) => s.len(),
+                Part::Var(_) => 0,
+            })
+            .sum();
+        Template { parts, literal_len }
     }
 
     pub fn vars(&self) -> impl Iterator<Item = &str> {
@@ -62,7 +70,7 @@ impl Template {
         &self,
         mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> String {
-        let mut out = String::with_capacity(64);
+        let mut out = String::with_capacity(self.literal_len + 64);
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
