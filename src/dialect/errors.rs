@@ -62,33 +62,12 @@ pub fn render(dialect: &Dialect, error: &CanonicalError, web: &str) -> Response<
         (None, Some(v), true) => v,
         _ => &spec.body,
     };
-    let body = fill(template, &lookup);
-    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    let bytes = serde_json::to_vec(&template.fill(&lookup)).unwrap_or_default();
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(http::header::CONTENT_TYPE, spec.content_type.clone());
     resp
-}
-
-fn fill<'a>(template: &Value, lookup: &impl Fn(&str) -> Option<Cow<'a, str>>) -> Value {
-    match template {
-        Value::String(s) if s.contains('{') => Value::String(Template::parse(s).render(lookup)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| fill(v, lookup)).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = if k.contains('{') {
-                        Template::parse(k).render(lookup)
-                    } else {
-                        k.clone()
-                    };
-                    (key, fill(v, lookup))
-                })
-                .collect(),
-        ),
-        other => other.clone(),
-    }
 }
 
 /// Reads an upstream's error answer into a canonical error. The upstream's own wording is kept

@@ -148,7 +148,11 @@ pub fn encode(
                 (Some(shape), _) => {
                     json_response(route.status, &shape.response(&obj, &ctx), ENTITY_SIZE)
                 }
-                (None, Some(body)) => json_response(route.status, body, 128),
+                (None, Some(body)) => json_response(
+                    route.status,
+                    &body.fill(&crate::mapping::body::no_facts),
+                    128,
+                ),
                 (None, None) => empty_response(route.status),
             };
             if let Some(t) = &route.location {
@@ -160,7 +164,11 @@ pub fn encode(
             resp
         }
         Outcome::Done => match &route.body {
-            Some(body) => json_response(route.status, body, 128),
+            Some(body) => json_response(
+                route.status,
+                &body.fill(&crate::mapping::body::no_facts),
+                128,
+            ),
             None => empty_response(route.status),
         },
     }

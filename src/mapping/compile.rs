@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue, Method, StatusCode};
 use jsonpath_rust::parser::parse_json_path;
 use serde_json::Value;
 
+use super::body::Body;
 use super::raw::{RawDialect, RawField, RawShape};
 use super::shape::{AsType, Compute, FieldRule, ReadPath, Shape, Source, ValueMap};
 use super::{
@@ -595,7 +596,7 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
             KindSpec {
                 status,
                 message: Template::parse(&spec.message),
-                body: spec.body.as_ref().map(to_json),
+                body: spec.body.as_ref().map(Body::from_toml),
             },
         );
     }
@@ -627,8 +628,8 @@ fn compile_errors(cx: &mut Ctx<'_>, raw: &RawDialect) -> Option<ErrorSpec> {
     }
     Some(ErrorSpec {
         content_type,
-        body: to_json(&e.body),
-        validation_body: e.validation_body.as_ref().map(to_json),
+        body: Body::from_toml(&e.body),
+        validation_body: e.validation_body.as_ref().map(Body::from_toml),
         code_missing: e.codes.missing.clone(),
         code_invalid: e.codes.invalid.clone(),
         code_conflict: e.codes.conflict.clone(),
@@ -924,7 +925,7 @@ fn compile_routes(
             false_status,
             request,
             response,
-            body: o.body.as_ref().map(to_json),
+            body: o.body.as_ref().map(Body::from_toml),
             paging,
             query,
             location: o.location.as_deref().map(Template::parse),

@@ -1,6 +1,7 @@
 //! Mapping files: one declarative description per dialect (routes, auth, pagination, errors,
 //! field maps), loaded and validated once at start-up into `Dialect`s shared behind an `Arc`.
 
+pub mod body;
 mod compile;
 mod raw;
 pub mod shape;
@@ -12,9 +13,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue, Method, StatusCode};
-use serde_json::Value;
 
 use crate::canonical::{ErrorKind, OpKind, Params};
+pub use body::Body;
 pub use shape::{EncodeCtx, Shape};
 pub use template::Template;
 
@@ -93,7 +94,7 @@ pub struct PaginationSpec {
 pub struct KindSpec {
     pub status: StatusCode,
     pub message: Template,
-    pub body: Option<Value>,
+    pub body: Option<Body>,
 }
 
 #[derive(Debug)]
@@ -107,8 +108,8 @@ pub struct DecodeRule {
 #[derive(Debug)]
 pub struct ErrorSpec {
     pub content_type: HeaderValue,
-    pub body: Value,
-    pub validation_body: Option<Value>,
+    pub body: Body,
+    pub validation_body: Option<Body>,
     pub code_missing: String,
     pub code_invalid: String,
     pub code_conflict: String,
@@ -133,7 +134,7 @@ pub struct Route {
     pub false_status: Option<StatusCode>,
     pub request: Option<Arc<Shape>>,
     pub response: Option<Arc<Shape>>,
-    pub body: Option<Value>,
+    pub body: Option<Body>,
     pub paging: Option<PagingStyle>,
     /// (canonical parameter, query key in this dialect)
     pub query: Vec<(String, String)>,
