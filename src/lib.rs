@@ -10,5 +10,6 @@ pub mod conformance;
 pub mod dialect;
 pub mod gateway;
 pub mod layers;
+pub mod logging;
 pub mod mapping;
 pub mod server;

@@ -126,30 +126,6 @@ impl ServeArgs {
     }
 }
 
-/// Logs to stderr through a background writer: request threads only format their line, and
-/// the writer batches lines into few writes. Keep the guard alive: dropping it flushes.
-fn init_logging(settings: &Settings) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&settings.log.level));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-        64 * 1024,
-        std::io::stderr(),
-    ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    if settings.log.format == "json" {
-        builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init();
-    } else {
-        builder.init();
-    }
-    guard
-}
-
 fn load_dialects(settings: &Settings) -> Result<Dialects, String> {
     Dialects::load(settings.mappings_dir().as_deref()).map_err(|errors| {
         errors
@@ -238,7 +214,7 @@ fn routes(args: &CommonArgs) -> ExitCode {
 
 async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.overrides())?;
-    let _log_writer = init_logging(&settings);
+    let _log = forgebridge::logging::init(&settings.log.level, &settings.log.format);
     let dialects =
         load_dialects(&settings).map_err(|m| anyhow::anyhow!("mapping files are invalid:\n{m}"))?;
     let public_url = settings.public_url();
