@@ -13,10 +13,17 @@ use forgebridge::config::{Overrides, Settings};
 use forgebridge::gateway::Gateway;
 use forgebridge::mapping::Dialects;
 
-/// mimalloc: the request path allocates many small JSON values; mimalloc serves them faster
-/// than glibc's malloc and returns freed memory to the system after a burst of load.
+/// jemalloc: the request path allocates many small JSON values, freed on whichever worker
+/// thread finishes the request. jemalloc serves them faster than glibc's malloc, and its
+/// background thread hands memory freed after a burst of load back to the system within about
+/// a second (glibc and mimalloc kept the peak; see bench/PROFILE.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's settings, read when it starts: purge unused pages after 1 s, from its own thread.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 #[derive(Parser)]
 #[command(
