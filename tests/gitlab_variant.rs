@@ -25,9 +25,12 @@ fn create_through(variant: Option<&str>) -> (Instance, Instance) {
     (upstream, proxy)
 }
 
+/// Whether the upstream's log shows a POST to `path`. A marker request sent afterwards is
+/// waited for first: once its line is in the file, every earlier one is too.
 fn upstream_saw(upstream: &Instance, path: &str) -> bool {
+    Client::new(upstream.url.clone(), None).get("/log-marker");
     upstream
-        .log_text()
+        .log_with_line(&["handled", "path=/log-marker "])
         .lines()
         .any(|l| l.contains("method=POST") && l.contains(&format!("path={path} ")))
 }

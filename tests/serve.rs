@@ -69,18 +69,11 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
     );
     let gh = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
     assert_eq!(gh.get("/orgs/acme").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let line = loop {
-        let text = proxy.log_text();
-        if let Some(line) = text
-            .lines()
-            .find(|l| l.contains("handled") && l.contains("org.get"))
-        {
-            break line.to_string();
-        }
-        assert!(Instant::now() < deadline, "no access log line: {text}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let log = proxy.log_with_line(&["handled", "org.get"]);
+    let line = log
+        .lines()
+        .find(|l| l.contains("handled") && l.contains("org.get"))
+        .unwrap_or_default();
     let entry: Value = serde_json::from_str(&line).expect("JSON log line");
     assert_eq!(entry["dialect"], "github");
     assert_eq!(entry["operation"], "org.get");

@@ -336,21 +336,17 @@ impl UpstreamForge {
             ResultKind::Entity(_) => {
                 let obj = match &route.response {
                     Some(shape) if !answer.body.is_empty() => {
-                        let json: Value =
-                            serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
-                        let json = match (route.list_of_one, json) {
-                            (true, Value::Array(mut items)) if !items.is_empty() => {
-                                items.swap_remove(0)
-                            }
-                            (true, _) => {
-                                return Err(CanonicalError::not_found(format!(
-                                    "{} found nothing",
-                                    req.op.name()
-                                )))
-                            }
-                            (false, json) => json,
+                        let decoded = if route.list_of_one {
+                            shape.decode_first_slice(&answer.body)
+                        } else {
+                            shape.decode_slice(&answer.body).map(Some)
                         };
-                        let mut obj = shape.decode_response(&json);
+                        let Some(mut obj) = decoded.map_err(|_| self.garbled())? else {
+                            return Err(CanonicalError::not_found(format!(
+                                "{} found nothing",
+                                req.op.name()
+                            )));
+                        };
                         self.rewrite_urls(&mut obj);
                         Some(obj)
                     }
@@ -744,13 +740,14 @@ impl UpstreamForge {
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
-        let json: Value = serde_json::from_slice(&answer.body).map_err(|_| self.garbled())?;
-        let Value::Array(raw_items) = json else {
-            return Err(self.garbled());
-        };
         let mut items: Vec<Object> = match &route.response {
-            Some(shape) => raw_items.iter().map(|v| shape.decode_response(v)).collect(),
-            None => Vec::new(),
+            Some(shape) => shape
+                .decode_list_slice(&answer.body)
+                .map_err(|_| self.garbled())?,
+            None => match serde_json::from_slice::<Value>(&answer.body) {
+                Ok(Value::Array(_)) => Vec::new(),
+                _ => return Err(self.garbled()),
+            },
         };
         for item in &mut items {
             self.rewrite_urls(item);

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::template::Template;
@@ -26,6 +28,220 @@ pub struct Shape {
     /// The written fields as the answer nests them (`a.b` under `a`), built once by
     /// [`Shape::new`] so that encoding streams straight to bytes.
     out: Vec<Out>,
+    /// Which keys of an upstream answer feed which rules, so that decoding reads the bytes
+    /// once and skips everything else; None where a rule needs the whole document (a JSONPath
+    /// query, a merged shape).
+    reads: Option<ReadPlan>,
+}
+
+/// The keys one JSON object level is read for.
+#[derive(Debug, Default)]
+struct ReadPlan {
+    keys: Vec<(String, ReadNode)>,
+}
+
+#[derive(Debug, Default)]
+struct ReadNode {
+    /// Rules that read this key's value.
+    rules: Vec<usize>,
+    /// Keys read inside this key's value, when it is an object.
+    inner: ReadPlan,
+}
+
+impl ReadPlan {
+    fn build(fields: &[FieldRule]) -> Option<ReadPlan> {
+        let mut plan = ReadPlan::default();
+        for (i, rule) in fields.iter().enumerate() {
+            if !matches!(rule.source, Source::Canonical(_)) {
+                continue;
+            }
+            match (&rule.read, rule.merge) {
+                (None, _) => {}
+                (Some(ReadPath::Simple(path)), false) if !path.is_empty() => plan.insert(path, i),
+                _ => return None,
+            }
+        }
+        Some(plan)
+    }
+
+    fn insert(&mut self, path: &[String], rule: usize) {
+        let Some((first, rest)) = path.split_first() else {
+            return;
+        };
+        let at = match self.keys.iter().position(|(k, _)| k == first) {
+            Some(at) => at,
+            None => {
+                self.keys.push((first.clone(), ReadNode::default()));
+                self.keys.len() - 1
+            }
+        };
+        let node = &mut self.keys[at].1;
+        if rest.is_empty() {
+            node.rules.push(rule);
+        } else {
+            node.inner.insert(rest, rule);
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&ReadNode> {
+        self.keys.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+    }
+}
+
+/// Reads one JSON object through a plan: planned values land in their rules' slots, every
+/// other value is skipped without being built.
+struct PlannedObject<'p> {
+    plan: &'p ReadPlan,
+    slots: &'p mut [Option<Value>],
+}
+
+impl<'de> DeserializeSeed<'de> for PlannedObject<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PlannedObject<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let Some(node) = self.plan.get(&key) else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            if node.rules.is_empty() {
+                map.next_value_seed(PlannedObject {
+                    plan: &node.inner,
+                    slots: &mut *self.slots,
+                })?;
+                continue;
+            }
+            let value: Value = map.next_value()?;
+            if !node.inner.keys.is_empty() {
+                node.inner.fill_from(&value, self.slots);
+            }
+            if let Some((last, rest)) = node.rules.split_last() {
+                for &i in rest {
+                    self.slots[i] = Some(value.clone());
+                }
+                self.slots[*last] = Some(value);
+            }
+        }
+        Ok(())
+    }
+
+    // Any other JSON value at a planned object's place reads as nothing.
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(())
+    }
+}
+
+/// An object key, borrowed from the input unless it had escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+impl ReadPlan {
+    /// The same, from a value already built (a planned key that is also read inside).
+    fn fill_from(&self, json: &Value, slots: &mut [Option<Value>]) {
+        for (key, node) in &self.keys {
+            let Some(value) = json.get(key) else { continue };
+            for &i in &node.rules {
+                slots[i] = Some(value.clone());
+            }
+            node.inner.fill_from(value, slots);
+        }
+    }
+}
+
+/// One shape-decoded object, read straight from the bytes.
+struct Decoded<'s>(&'s Shape);
+
+impl<'de> DeserializeSeed<'de> for Decoded<'_> {
+    type Value = Object;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
+        let shape = self.0;
+        match &shape.reads {
+            Some(plan) => {
+                let mut slots: Vec<Option<Value>> = vec![None; shape.fields.len()];
+                PlannedObject {
+                    plan,
+                    slots: &mut slots,
+                }
+                .deserialize(d)?;
+                Ok(shape.decode_slots(|i, _| slots[i].take().map(Cow::Owned)))
+            }
+            None => Value::deserialize(d).map(|json| shape.decode_response(&json)),
+        }
+    }
+}
+
+/// A JSON array of shape-decoded objects.
+struct DecodedList<'s>(&'s Shape);
+
+impl<'de> DeserializeSeed<'de> for DecodedList<'_> {
+    type Value = Vec<Object>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Object>, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DecodedList<'_> {
+    type Value = Vec<Object>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Object>, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(obj) = seq.next_element_seed(Decoded(self.0))? {
+            items.push(obj);
+        }
+        Ok(items)
+    }
 }
 
 /// One entry of an encoded answer: a field rule (by index), or an object of entries.
@@ -188,12 +404,14 @@ impl Shape {
             }
             level.push(Out::Rule(i));
         }
+        let reads = ReadPlan::build(&fields);
         Shape {
             name,
             entity,
             fields,
             ignores,
             out,
+            reads,
         }
     }
 
@@ -343,28 +561,63 @@ impl Shape {
 
     /// A dialect response body → canonical. Lenient: a missing or odd field is left out.
     pub fn decode_response(&self, json: &Value) -> Object {
+        self.decode_slots(|_, rule| {
+            if rule.merge {
+                return Some(Cow::Borrowed(json));
+            }
+            rule.read.as_ref()?.read(json).map(Cow::Borrowed)
+        })
+    }
+
+    /// An upstream's answer, as bytes, decoded without building its JSON tree.
+    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let obj = Decoded(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(obj)
+    }
+
+    /// An upstream's JSON array of these objects, decoded without building its JSON tree.
+    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let items = DecodedList(self).deserialize(&mut de)?;
+        de.end()?;
+        Ok(items)
+    }
+
+    /// The first object of an upstream's JSON array (a list of one), if any.
+    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, serde_json::Error> {
+        Ok(self.decode_list_slice(body)?.into_iter().next())
+    }
+
+    /// Runs the read rules in order over the raw value each one reads (`raw(i, rule)`): the
+    /// first rule that yields a canonical field wins.
+    fn decode_slots<'v>(
+        &self,
+        mut raw: impl FnMut(usize, &FieldRule) -> Option<Cow<'v, Value>>,
+    ) -> Object {
         let mut obj = Object::new();
-        for rule in &self.fields {
-            let (Some(read), Source::Canonical(field)) = (&rule.read, &rule.source) else {
+        for (i, rule) in self.fields.iter().enumerate() {
+            let (Some(_), Source::Canonical(field)) = (&rule.read, &rule.source) else {
                 continue;
             };
             if obj.contains_key(field) {
                 continue;
             }
+            let Some(raw) = raw(i, rule) else { continue };
             if rule.merge {
                 if let Some(nested) = &rule.nested {
-                    obj.insert(field.clone(), Value::Object(nested.decode_response(json)));
+                    obj.insert(field.clone(), Value::Object(nested.decode_response(&raw)));
                 }
                 continue;
             }
-            let Some(raw) = read.read(json) else { continue };
             // An empty string where the dialect writes "" for "unset" reads back as unset.
             if raw.as_str() == Some("") && rule.default.as_ref().and_then(Value::as_str) == Some("")
             {
                 continue;
             }
-            let value = match (&rule.nested, raw) {
-                (Some(nested), Value::Object(_)) => Value::Object(nested.decode_response(raw)),
+            let value = match (&rule.nested, raw.as_ref()) {
+                (Some(nested), Value::Object(_)) => Value::Object(nested.decode_response(&raw)),
                 _ => match rule.inbound_value(raw) {
                     Some(v) => v,
                     None => continue,
@@ -419,7 +672,7 @@ impl Shape {
                             return Err(invalid());
                         }
                     }
-                    let value = rule.inbound_value(raw).ok_or_else(invalid)?;
+                    let value = rule.inbound_value(Cow::Borrowed(raw)).ok_or_else(invalid)?;
                     if rule.required && value.as_str().is_some_and(str::is_empty) {
                         return Err(CanonicalError::validation(
                             &rule.key,
@@ -480,12 +733,12 @@ impl FieldRule {
         }
     }
 
-    fn inbound_value(&self, raw: &Value) -> Option<Value> {
-        let mapped = self.values.as_ref().and_then(|m| m.to_canonical(raw));
-        let value = match (mapped, self.as_type, raw) {
+    fn inbound_value(&self, raw: Cow<'_, Value>) -> Option<Value> {
+        let mapped = self.values.as_ref().and_then(|m| m.to_canonical(&raw));
+        let value = match (mapped, self.as_type, raw.as_ref()) {
             (Some(v), _, _) => v,
             (None, AsType::Base64, Value::String(s)) => Value::String(avatar::from_base64(s)?),
-            (None, _, raw) => raw.clone(),
+            (None, _, _) => raw.into_owned(),
         };
         match self.canonical_type {
             Some(ty) => coerce(ty, value),

@@ -113,6 +113,23 @@ impl Instance {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The log once a line containing every one of `parts` is in it (lines reach the file in
+    /// batches, within about 100 ms); panics with the log after 5 s without one.
+    pub fn log_with_line(&self, parts: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let text = self.log_text();
+            if text.lines().any(|l| parts.iter().all(|p| l.contains(p))) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {parts:?} in:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The reference forge, seeded with `seed()`.
     pub fn reference() -> Instance {
         Instance::reference_with(&seed())
