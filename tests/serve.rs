@@ -74,7 +74,7 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
         .lines()
         .find(|l| l.contains("handled") && l.contains("org.get"))
         .unwrap_or_default();
-    let entry: Value = serde_json::from_str(&line).expect("JSON log line");
+    let entry: Value = serde_json::from_str(line).expect("JSON log line");
     assert_eq!(entry["dialect"], "github");
     assert_eq!(entry["operation"], "org.get");
     assert_eq!(entry["upstream_status"], 200);
