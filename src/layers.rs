@@ -75,7 +75,7 @@ pub fn note(f: impl FnOnce(&mut Noted)) {
     let _ = NOTED.try_with(|n| f(&mut n.borrow_mut()));
 }
 
-/// One access-log event per request, written when its answer is ready: method, path, request
+/// One access-log line per request, written when its answer is ready: method, path, request
 /// id, dialect, operation, upstream status, error kind, status and latency. The phases fill in
 /// what they learn through [`note`], a task-local record, which costs far less than a span.
 #[derive(Clone, Default)]
@@ -107,7 +107,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !tracing::enabled!(target: "forgebridge::access", tracing::Level::INFO) {
+        if !crate::logging::access_enabled() {
             return Box::pin(self.inner.call(req));
         }
         let method = req.method().clone();
@@ -119,19 +119,20 @@ where
             let result = fut.await;
             let noted = NOTED.with(|n| n.take());
             if let Ok(resp) = &result {
-                tracing::info!(
-                    target: "forgebridge::access",
-                    method = %method,
-                    path = %path,
-                    request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("-"),
-                    dialect = noted.dialect.as_deref(),
-                    operation = noted.operation,
-                    upstream_status = noted.upstream_status,
-                    error = noted.error,
-                    status = resp.status().as_u16(),
-                    latency_ms = start.elapsed().as_secs_f64() * 1000.0,
-                    "handled"
-                );
+                crate::logging::access(&crate::logging::AccessLine {
+                    method: method.as_str(),
+                    path: &path,
+                    request_id: request_id
+                        .as_ref()
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-"),
+                    dialect: noted.dialect.as_deref(),
+                    operation: noted.operation,
+                    upstream_status: noted.upstream_status,
+                    error: noted.error,
+                    status: resp.status().as_u16(),
+                    latency_ms: start.elapsed().as_secs_f64() * 1000.0,
+                });
             }
             result
         }))

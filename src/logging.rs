@@ -1,10 +1,11 @@
-//! Logging: tracing events, formatted by tracing-subscriber (text or JSON), written to stderr in
-//! batches. A request only appends its line to a shared buffer; the buffer goes out in one
-//! write when it fills, every 100 ms, and when the returned guard is dropped.
+//! Logging: tracing events, formatted by tracing-subscriber (text or JSON), and the access log,
+//! one preformatted line per request in the same format, written to stderr in batches. A request
+//! only appends its line to a shared buffer; the buffer goes out in one write when it fills,
+//! every 100 ms, and when the returned guard is dropped.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -13,6 +14,9 @@ use tracing_subscriber::fmt::MakeWriter;
 const FLUSH_AT: usize = 64 * 1024;
 const TICK: Duration = Duration::from_millis(100);
 
+/// Where access-log lines go, once logging is set up.
+static ACCESS: OnceLock<(Arc<Batch>, bool)> = OnceLock::new();
+
 #[derive(Default)]
 struct Batch {
     buf: Mutex<Vec<u8>>,
@@ -20,6 +24,16 @@ struct Batch {
 }
 
 impl Batch {
+    fn append(&self, data: &[u8]) {
+        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        buf.extend_from_slice(data);
+        if buf.len() >= FLUSH_AT {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(&buf);
+            buf.clear();
+        }
+    }
+
     fn flush(&self) {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         if !buf.is_empty() {
@@ -45,13 +59,7 @@ pub struct Line<'a>(&'a Batch);
 
 impl Write for Line<'_> {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let mut buf = self.0.buf.lock().unwrap_or_else(|e| e.into_inner());
-        buf.extend_from_slice(data);
-        if buf.len() >= FLUSH_AT {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&buf);
-            buf.clear();
-        }
+        self.0.append(data);
         Ok(data.len())
     }
 
@@ -89,10 +97,98 @@ pub fn init(level: &str, format: &str) -> Guard {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(Batched(batch.clone()));
-    if format == "json" {
+    let json = format == "json";
+    if json {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
     }
+    let _ = ACCESS.set((batch.clone(), json));
     Guard(batch)
+}
+
+/// The target access-log lines are filtered by (`RUST_LOG=forgebridge::access=off` silences them).
+pub const ACCESS_TARGET: &str = "forgebridge::access";
+
+/// One request, as its access-log line tells it.
+#[derive(serde::Serialize)]
+pub struct AccessLine<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dialect: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a str>,
+    pub status: u16,
+    pub latency_ms: f64,
+}
+
+/// Whether access-log lines are wanted (logging is set up and lets INFO of the access target
+/// through).
+pub fn access_enabled() -> bool {
+    ACCESS.get().is_some() && tracing::enabled!(target: ACCESS_TARGET, tracing::Level::INFO)
+}
+
+/// Writes one access-log line, formatted like the tracing events around it but without going
+/// through tracing's field machinery: the access log is the one line every request pays for.
+pub fn access(line: &AccessLine<'_>) {
+    let Some((batch, json)) = ACCESS.get() else {
+        return;
+    };
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut out = Vec::with_capacity(256);
+    if *json {
+        #[derive(serde::Serialize)]
+        struct Entry<'a> {
+            timestamp: &'a str,
+            level: &'a str,
+            message: &'a str,
+            target: &'a str,
+            #[serde(flatten)]
+            line: &'a AccessLine<'a>,
+        }
+        let entry = Entry {
+            timestamp: &now,
+            level: "INFO",
+            message: "handled",
+            target: ACCESS_TARGET,
+            line,
+        };
+        if serde_json::to_writer(&mut out, &entry).is_err() {
+            return;
+        }
+    } else {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(256);
+        let _ = write!(
+            text,
+            "{now}  INFO {ACCESS_TARGET}: handled method={} path={} request_id={:?}",
+            line.method, line.path, line.request_id
+        );
+        if let Some(d) = line.dialect {
+            let _ = write!(text, " dialect={d:?}");
+        }
+        if let Some(o) = line.operation {
+            let _ = write!(text, " operation={o:?}");
+        }
+        if let Some(u) = line.upstream_status {
+            let _ = write!(text, " upstream_status={u}");
+        }
+        if let Some(e) = line.error {
+            let _ = write!(text, " error={e:?}");
+        }
+        let _ = write!(
+            text,
+            " status={} latency_ms={:.3}",
+            line.status, line.latency_ms
+        );
+        out = text.into_bytes();
+    }
+    out.push(b'\n');
+    batch.append(&out);
 }
