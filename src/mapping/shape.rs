@@ -61,7 +61,16 @@ impl ReadPlan {
                 _ => return None,
             }
         }
+        plan.sort();
         Some(plan)
+    }
+
+    /// Sorts every level by key, for [`ReadPlan::get`]'s binary search.
+    fn sort(&mut self) {
+        self.keys.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, node) in &mut self.keys {
+            node.inner.sort();
+        }
     }
 
     fn insert(&mut self, path: &[String], rule: usize) {
@@ -84,7 +93,10 @@ impl ReadPlan {
     }
 
     fn get(&self, key: &str) -> Option<&ReadNode> {
-        self.keys.iter().find(|(k, _)| k == key).map(|(_, n)| n)
+        self.keys
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|at| &self.keys[at].1)
     }
 }
 
