@@ -389,8 +389,9 @@ def main():
         f"- creates: {len(tally.creates)} sent, {len(created_201)} answered 201; errors {dict(creates_err)}; "
         f"of the errored creates, {err_created} exist on the reference (performed upstream, answer lost: at most once)",
         f"- GETs: the relay received {stats['get_received_total'] - warm_stats['get_received_total']} GETs during the load "
-        f"for {get_client} client GET-org calls and {tally.sent['list']} list calls (one upstream GET each; "
-        f"any excess is retries, which are allowed for GETs)",
+        f"for {get_client} client GET-org calls, {tally.sent['list']} list calls (one upstream GET each) and "
+        f"{tally.sent['create']} creates (one GET /user each: the site-administrator check); "
+        f"any excess is retries, which are allowed for GETs",
         f"- answers without X-GitHub-Media-Type, by status: {dict(tally.missing_media_type)}",
         f"- forgebridge RSS (MiB) over time: {[(t, round(r / MiB, 1)) for t, r in samples[::5]]}",
         f"- forgebridge after each round (+10 s): RSS {[round(r / MiB, 1) for r, _ in rounds]} MiB, "
