@@ -24,8 +24,8 @@ RUN cargo build --release --locked \
 # ---------------------------------------------------------------- runtime
 FROM debian:bookworm-slim
 
-# ca-certificates: the system trust store, which forgebridge reads (with the Mozilla roots
-# built in) to verify https upstreams; add a private CA here to trust it.
+# ca-certificates: the system trust store, which forgebridge reads (the Mozilla roots
+# built in are only the fallback) to verify https upstreams; add a private CA here to trust it.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
