@@ -64,7 +64,7 @@ fn json_response(
     size_hint: usize,
 ) -> Response<Full<Bytes>> {
     let mut bytes = Vec::with_capacity(size_hint);
-    if serde_json::to_writer(&mut bytes, body).is_err() {
+    if sonic_rs::to_writer(&mut bytes, body).is_err() {
         bytes.clear();
     }
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));

@@ -65,9 +65,10 @@ impl ReadPlan {
         Some(plan)
     }
 
-    /// Sorts every level by key, for [`ReadPlan::get`]'s binary search.
+    /// Sorts every level by key length, then key, for [`ReadPlan::get`]'s binary search
+    /// (most steps then compare two lengths, not two strings).
     fn sort(&mut self) {
-        self.keys.sort_by(|a, b| a.0.cmp(&b.0));
+        self.keys.sort_by(|a, b| by_len_then_text(&a.0, &b.0));
         for (_, node) in &mut self.keys {
             node.inner.sort();
         }
@@ -94,10 +95,14 @@ impl ReadPlan {
 
     fn get(&self, key: &str) -> Option<&ReadNode> {
         self.keys
-            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .binary_search_by(|(k, _)| by_len_then_text(k, key))
             .ok()
             .map(|at| &self.keys[at].1)
     }
+}
+
+fn by_len_then_text(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Reads one JSON object through a plan: planned values land in their rules' slots, every
@@ -390,8 +395,15 @@ fn set_path(target: &mut serde_json::Map<String, Value>, path: &[String], value:
 }
 
 fn node_id(type_name: &str, id: &Value) -> Value {
-    let raw = format!("0{}:{}{}", type_name.len(), type_name, value_key(id));
-    Value::String(base64::engine::general_purpose::STANDARD.encode(raw))
+    use std::fmt::Write as _;
+    let mut raw = String::with_capacity(type_name.len() + 24);
+    let _ = match id {
+        Value::String(s) => write!(raw, "0{}:{}{}", type_name.len(), type_name, s),
+        other => write!(raw, "0{}:{}{}", type_name.len(), type_name, other),
+    };
+    let mut out = String::with_capacity(raw.len().div_ceil(3) * 4);
+    base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
+    Value::String(out)
 }
 
 impl Shape {
@@ -582,23 +594,23 @@ impl Shape {
     }
 
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
-    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, sonic_rs::Error> {
+        let mut de = sonic_rs::Deserializer::from_slice(body);
         let obj = Decoded(self).deserialize(&mut de)?;
         de.end()?;
         Ok(obj)
     }
 
     /// An upstream's JSON array of these objects, decoded without building its JSON tree.
-    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, sonic_rs::Error> {
+        let mut de = sonic_rs::Deserializer::from_slice(body);
         let items = DecodedList(self).deserialize(&mut de)?;
         de.end()?;
         Ok(items)
     }
 
     /// The first object of an upstream's JSON array (a list of one), if any.
-    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, serde_json::Error> {
+    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, sonic_rs::Error> {
         Ok(self.decode_list_slice(body)?.into_iter().next())
     }
 
