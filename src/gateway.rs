@@ -20,11 +20,41 @@ pub struct Gateway {
     pub backend: Arc<dyn Backend>,
     pub public_url: String,
     pub body_limit: usize,
+    /// The public API root of each base path the dialects answer on, built once.
+    api_roots: Vec<(String, String)>,
 }
 
 type HttpResponse = Response<Full<Bytes>>;
 
 impl Gateway {
+    pub fn new(
+        dialects: Dialects,
+        backend: Arc<dyn Backend>,
+        public_url: String,
+        body_limit: usize,
+    ) -> Gateway {
+        let api_roots = dialects
+            .iter()
+            .flat_map(|d| d.base_paths.iter())
+            .map(|base| (base.clone(), format!("{public_url}{base}")))
+            .collect();
+        Gateway {
+            dialects,
+            backend,
+            public_url,
+            body_limit,
+            api_roots,
+        }
+    }
+
+    /// The public URL plus a base path: the API root a client used.
+    fn api_root(&self, base: &str) -> std::borrow::Cow<'_, str> {
+        match self.api_roots.iter().find(|(b, _)| b == base) {
+            Some((_, api)) => std::borrow::Cow::Borrowed(api),
+            None => std::borrow::Cow::Owned(format!("{}{}", self.public_url, base)),
+        }
+    }
+
     pub async fn handle<B>(&self, req: Request<B>) -> HttpResponse
     where
         B: http_body::Body<Data = Bytes> + Send,
@@ -67,12 +97,11 @@ impl Gateway {
             }
         };
         crate::layers::note(|n| n.operation = Some(route.op.name()));
-        let api = format!("{}{}", self.public_url, base);
-        let this = format!("{}{}", self.public_url, path);
+        let api = self.api_root(base);
         let urls = PublicUrls {
             web: &self.public_url,
             api: &api,
-            this: &this,
+            path: &path,
         };
 
         // Phase: authenticate and decode, within the body limit.

@@ -51,9 +51,9 @@ pub struct Counter(Arc<AtomicU64>);
 impl MakeRequestId for Counter {
     fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
-        http::HeaderValue::from_str(&format!("fb-{n}"))
-            .ok()
-            .map(RequestId::new)
+        let mut id = itoa::Buffer::new();
+        let id = [b"fb-".as_slice(), id.format(n).as_bytes()].concat();
+        http::HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 

@@ -128,6 +128,11 @@ pub struct AccessLine<'a> {
     pub latency_ms: f64,
 }
 
+/// Now, as RFC 3339 UTC with microseconds (what tracing's text format prints).
+fn timestamp() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
 /// Whether access-log lines are wanted (logging is set up and lets INFO of the access target
 /// through).
 pub fn access_enabled() -> bool {
@@ -140,7 +145,7 @@ pub fn access(line: &AccessLine<'_>) {
     let Some((batch, json)) = ACCESS.get() else {
         return;
     };
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let now = timestamp();
     let mut out = Vec::with_capacity(256);
     if *json {
         #[derive(serde::Serialize)]
@@ -163,31 +168,42 @@ pub fn access(line: &AccessLine<'_>) {
             return;
         }
     } else {
-        use std::fmt::Write as _;
-        let mut text = String::with_capacity(256);
-        let _ = write!(
-            text,
-            "{now}  INFO {ACCESS_TARGET}: handled method={} path={} request_id={:?}",
-            line.method, line.path, line.request_id
-        );
-        if let Some(d) = line.dialect {
-            let _ = write!(text, " dialect={d:?}");
-        }
-        if let Some(o) = line.operation {
-            let _ = write!(text, " operation={o:?}");
+        // The same `key=value` layout as tracing's text format; names of dialects,
+        // operations and error kinds are plain identifiers, quoted as they are.
+        let mut num = itoa::Buffer::new();
+        out.extend_from_slice(now.as_bytes());
+        out.extend_from_slice(b"  INFO forgebridge::access: handled method=");
+        out.extend_from_slice(line.method.as_bytes());
+        out.extend_from_slice(b" path=");
+        out.extend_from_slice(line.path.as_bytes());
+        out.extend_from_slice(format!(" request_id={:?}", line.request_id).as_bytes());
+        for (key, value) in [
+            (" dialect=\"", line.dialect),
+            (" operation=\"", line.operation),
+            (" error=\"", line.error),
+        ] {
+            if let Some(v) = value {
+                out.extend_from_slice(key.as_bytes());
+                out.extend_from_slice(v.as_bytes());
+                out.push(b'"');
+            }
         }
         if let Some(u) = line.upstream_status {
-            let _ = write!(text, " upstream_status={u}");
+            out.extend_from_slice(b" upstream_status=");
+            out.extend_from_slice(num.format(u).as_bytes());
         }
-        if let Some(e) = line.error {
-            let _ = write!(text, " error={e:?}");
-        }
-        let _ = write!(
-            text,
-            " status={} latency_ms={:.3}",
-            line.status, line.latency_ms
-        );
-        out = text.into_bytes();
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(num.format(line.status).as_bytes());
+        out.extend_from_slice(b" latency_ms=");
+        let micros = (line.latency_ms * 1000.0).round() as u64;
+        out.extend_from_slice(num.format(micros / 1000).as_bytes());
+        let frac = (micros % 1000) as u8;
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + frac / 100,
+            b'0' + frac / 10 % 10,
+            b'0' + frac % 10,
+        ]);
     }
     out.push(b'\n');
     batch.append(&out);

@@ -269,12 +269,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         dialects = %dialects.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(","),
         "forgebridge ready"
     );
-    let gateway = Arc::new(Gateway {
+    let gateway = Arc::new(Gateway::new(
         dialects,
         backend,
         public_url,
-        body_limit: settings.server.body_limit_bytes,
-    });
+        settings.server.body_limit_bytes,
+    ));
     forgebridge::server::serve(
         listener,
         gateway,

@@ -20,8 +20,8 @@ pub struct PublicUrls<'a> {
     pub web: &'a str,
     /// The public URL plus the base path the client used (the forge's API root).
     pub api: &'a str,
-    /// The public URL of this request, without its query.
-    pub this: &'a str,
+    /// The path of this request (appended to `web`, the request's public URL without query).
+    pub path: &'a str,
 }
 
 /// Builds the canonical request from a client's route match, query, headers and body.
@@ -129,11 +129,12 @@ pub fn encode(
                     .filter(|(k, _)| !auth::is_query_credential(&dialect.auth, k))
                     .cloned()
                     .collect();
+                let this = format!("{}{}", urls.web, urls.path);
                 paging::client_headers(
                     &dialect.pagination,
                     p,
                     &page,
-                    urls.this,
+                    &this,
                     &query,
                     resp.headers_mut(),
                 );
