@@ -850,6 +850,61 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::canonical::Entity;
+
+    fn sample(entity: Entity) -> Object {
+        entity
+            .fields()
+            .iter()
+            .map(|(name, ty)| {
+                let value = match ty {
+                    FieldType::Int => Value::from(7),
+                    FieldType::Str => Value::from(format!("v-{name} \"q\" é")),
+                    FieldType::Bool => Value::Bool(true),
+                    FieldType::Object(inner) => Value::Object(sample(*inner)),
+                };
+                (name.to_string(), value)
+            })
+            .collect()
+    }
+
+    /// The read plan (decoding straight from bytes) and the JSON-tree decoder agree on every
+    /// answer shape of the bundled mappings, for an answer the shape itself wrote.
+    #[test]
+    fn read_plans_decode_like_the_tree() {
+        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
+        let params = Params::default().with("org", "acme").with("user", "alice");
+        let ctx = EncodeCtx {
+            api: "http://p/api",
+            web: "http://p",
+            params: &params,
+        };
+        let mut checked = 0;
+        for dialect in dialects.iter() {
+            for route in &dialect.routes {
+                let Some(shape) = &route.response else { continue };
+                let obj = sample(shape.entity);
+                let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
+                let tree: Value = serde_json::from_slice(&bytes).expect("valid JSON");
+                let planned = shape.decode_slice(&bytes).expect("decodes");
+                if shape.fields.iter().any(|r| r.read.is_some() && r.write) {
+                    assert!(!planned.is_empty(), "{} {}", dialect.name, shape.name);
+                }
+                assert_eq!(
+                    planned,
+                    shape.decode_response(&tree),
+                    "{} {}",
+                    dialect.name,
+                    shape.name
+                );
+                let list = [b"[".as_slice(), &bytes, b",", &bytes, b"]"].concat();
+                let items = shape.decode_list_slice(&list).expect("decodes a list");
+                assert_eq!(items, vec![planned.clone(), planned]);
+                checked += 1;
+            }
+        }
+        assert!(checked > 20, "only {checked} shapes checked");
+    }
 
     #[test]
     fn legacy_node_id_matches_github() {
