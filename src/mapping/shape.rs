@@ -882,7 +882,9 @@ mod tests {
         let mut checked = 0;
         for dialect in dialects.iter() {
             for route in &dialect.routes {
-                let Some(shape) = &route.response else { continue };
+                let Some(shape) = &route.response else {
+                    continue;
+                };
                 let obj = sample(shape.entity);
                 let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
                 let tree: Value = serde_json::from_slice(&bytes).expect("valid JSON");
