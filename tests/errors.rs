@@ -1,6 +1,6 @@
 //! Errors in the client's own dialect, in both directions: unknown org, name taken, malformed
-//! JSON, oversized body, upstream down, upstream too slow. After each, the upstream's state
-//! is unchanged.
+//! JSON, oversized body, upstream down, upstream too slow, upstream answer too large. After
+//! each, the upstream's state is unchanged.
 
 mod common;
 
@@ -156,6 +156,69 @@ fn upstream_down_is_502_in_each_dialect() {
     let r = Client::new(format!("{}/api/v1", to_github.url), Some(ADMIN_TOKEN))
         .post("/orgs", json!({"username": "x"}));
     assert_gitea_error(&r, 502);
+}
+
+/// Answers every request with a JSON body of `size` bytes, sent chunked (no length declared)
+/// or with its Content-Length.
+fn oversized_upstream(size: usize, chunked: bool) -> String {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let framing = if chunked {
+                    "Transfer-Encoding: chunked".to_string()
+                } else {
+                    format!("Content-Length: {size}")
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n"
+                );
+                let chunk = vec![b' '; 1 << 20];
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    let sent = if chunked {
+                        write!(stream, "{n:x}\r\n")
+                            .and_then(|()| stream.write_all(&chunk[..n]))
+                            .and_then(|()| stream.write_all(b"\r\n"))
+                    } else {
+                        stream.write_all(&chunk[..n])
+                    };
+                    if sent.is_err() {
+                        return; // the proxy stopped reading: what it should do
+                    }
+                    left -= n;
+                }
+                if chunked {
+                    let _ = stream.write_all(b"0\r\n\r\n");
+                }
+            });
+        }
+    });
+    url
+}
+
+/// An upstream answer past the 16 MiB cap is refused (502 in the client's dialect), whether
+/// its length is declared or only found while reading; the proxy keeps serving.
+#[test]
+fn oversized_upstream_answer_is_502() {
+    for chunked in [false, true] {
+        let upstream = oversized_upstream(17 << 20, chunked);
+        let proxy = Instance::proxy(&upstream, "gitea", &[]);
+        let gh = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
+        let r = gh.get("/orgs/acme");
+        assert_github_error(&r, 502);
+        assert!(r.text.contains("too large"), "{}", r.text);
+        assert_eq!(
+            Client::new(proxy.url.clone(), None).get("/healthz").status,
+            200
+        );
+    }
 }
 
 /// Accepts connections and never answers.
