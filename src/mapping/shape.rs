@@ -594,23 +594,23 @@ impl Shape {
     }
 
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
-    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, sonic_rs::Error> {
-        let mut de = sonic_rs::Deserializer::from_slice(body);
+    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
         let obj = Decoded(self).deserialize(&mut de)?;
         de.end()?;
         Ok(obj)
     }
 
     /// An upstream's JSON array of these objects, decoded without building its JSON tree.
-    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, sonic_rs::Error> {
-        let mut de = sonic_rs::Deserializer::from_slice(body);
+    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(body);
         let items = DecodedList(self).deserialize(&mut de)?;
         de.end()?;
         Ok(items)
     }
 
     /// The first object of an upstream's JSON array (a list of one), if any.
-    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, sonic_rs::Error> {
+    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, serde_json::Error> {
         Ok(self.decode_list_slice(body)?.into_iter().next())
     }
 
@@ -906,6 +906,37 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} shapes checked");
+    }
+
+    /// Whatever an upstream sends, decoding ends in a value or an error, never a crash: deep
+    /// nesting, truncation, bytes that are not UTF-8.
+    #[test]
+    fn hostile_answers_are_errors() {
+        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
+        let deep_array = "[".repeat(100_000);
+        let deep_object = "{\"login\":".repeat(100_000);
+        let deep_kept = format!("{{\"login\":{}", "[".repeat(100_000));
+        let broken: [&[u8]; 5] = [
+            deep_array.as_bytes(),
+            deep_object.as_bytes(),
+            deep_kept.as_bytes(),
+            b"{\"login\": \"acme",
+            b"",
+        ];
+        for dialect in dialects.iter() {
+            for route in &dialect.routes {
+                let Some(shape) = &route.response else {
+                    continue;
+                };
+                for body in broken {
+                    assert!(shape.decode_slice(body).is_err(), "{}", shape.name);
+                    assert!(shape.decode_list_slice(body).is_err(), "{}", shape.name);
+                }
+                // Not UTF-8 inside a string: an error where the value is read; where it is
+                // skipped, either way, but no crash.
+                let _ = shape.decode_slice(b"{\"login\": \"\xff\xfe\", \"x\": \"\xff\"}");
+            }
+        }
     }
 
     #[test]
