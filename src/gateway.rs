@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use serde_json::Value;
 
 use crate::backend::Backend;
@@ -106,16 +106,9 @@ impl Gateway {
 
         // Phase: authenticate and decode, within the body limit.
         let (parts, body) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|n| n > self.body_limit) {
-            return self.fail(dialect, route, self.too_large());
-        }
-        let bytes = match Limited::new(body, self.body_limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
+        let bytes = match crate::bounded::collect(&parts.headers, body, self.body_limit).await {
+            Ok(bytes) => bytes,
+            // A body that broke off is as unusable as one too large (the existing answer).
             Err(_) => return self.fail(dialect, route, self.too_large()),
         };
         let creq =

@@ -4,6 +4,7 @@
 //! in the client's dialect.
 
 pub mod backend;
+pub mod bounded;
 pub mod canonical;
 pub mod config;
 pub mod conformance;

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::bounded::Unread;
 
 /// An answer read to its end.
 pub struct Reply {
@@ -99,25 +101,12 @@ impl Transport {
                 }
             })?;
             let (parts, body) = resp.into_parts();
-            let declared = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > self.max_body) {
-                return Err(Failure::TooLarge);
-            }
-            let body = Limited::new(body, self.max_body)
-                .collect()
+            let body = crate::bounded::collect(&parts.headers, body, self.max_body)
                 .await
-                .map_err(|e| {
-                    if e.is::<http_body_util::LengthLimitError>() {
-                        Failure::TooLarge
-                    } else {
-                        Failure::Broken
-                    }
-                })?
-                .to_bytes();
+                .map_err(|e| match e {
+                    Unread::TooLarge => Failure::TooLarge,
+                    Unread::Broken => Failure::Broken,
+                })?;
             Ok(Reply {
                 status: parts.status,
                 headers: parts.headers,
