@@ -22,13 +22,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(dirname "$HERE")"
 cd "$ROOT"
 
-if [ -n "${FORGEBRIDGE_BIN:-}" ]; then
-  BIN="$FORGEBRIDGE_BIN"
-else
-  echo "== cargo build --release"
-  cargo build --release
-  BIN="$ROOT/target/release/forgebridge"
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+forgebridge_bin
 
 # gdb: after the load, malloc_trim(0) is called in forgebridge to tell memory the allocator
 # keeps cached from live memory (a diagnostic printed with the RSS check; it decides nothing).

@@ -48,13 +48,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 
-if [ -n "${FORGEBRIDGE_BIN:-}" ]; then
-  BIN="$FORGEBRIDGE_BIN"
-else
-  echo "== cargo build --release"
-  cargo build --release
-  BIN="$ROOT/target/release/forgebridge"
-fi
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+forgebridge_bin
 
 echo "== benchmark ($BIN)"
 # shellcheck disable=SC2086

@@ -1,5 +1,5 @@
 -- wrk reporter: prints one machine-readable line "WRKJSON {...}" when the run is done.
--- Used by bench/bench.py for every GET case; create.lua includes the same done().
+-- Used by bench/bench.py for every GET case; create.lua loads it for the same done().
 
 function done(summary, latency, requests)
    local e = summary.errors

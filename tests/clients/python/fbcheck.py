@@ -155,30 +155,29 @@ class Run:
         try:
             fn()
         except CheckFailed as e:
-            self.known_bugs.append(f"{bug}: {e}")
-            print(f"BUG  [{self.client}] KNOWN BUG {bug}: {e}", flush=True)
+            self._known_bug_seen(bug, e)
             return
-        print(
-            f"NOTE [{self.client}] KNOWN BUG no longer reproduces, remove its marker: {bug}",
-            flush=True,
-        )
+        self._known_bug_seen(bug, None)
+
+    def _known_bug_seen(self, bug, failure):
+        """Reports a known bug's checks: failing (still there) or passing (fixed)."""
+        if failure is not None:
+            self.known_bugs.append(f"{bug}: {failure}")
+            print(f"BUG  [{self.client}] KNOWN BUG {bug}: {failure}", flush=True)
+        else:
+            print(
+                f"NOTE [{self.client}] KNOWN BUG no longer reproduces, remove its marker: {bug}",
+                flush=True,
+            )
 
     async def aknown_bug(self, bug, awaitable):
         """known_bug() for an awaitable."""
-
-        async def go():
-            await awaitable
-
         try:
-            await go()
+            await awaitable
         except CheckFailed as e:
-            self.known_bugs.append(f"{bug}: {e}")
-            print(f"BUG  [{self.client}] KNOWN BUG {bug}: {e}", flush=True)
+            self._known_bug_seen(bug, e)
             return
-        print(
-            f"NOTE [{self.client}] KNOWN BUG no longer reproduces, remove its marker: {bug}",
-            flush=True,
-        )
+        self._known_bug_seen(bug, None)
 
     def supported(self, op):
         return op not in UNSUPPORTED[self.upstream]
