@@ -42,6 +42,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import bench as B  # noqa: E402
+from faulty_relay import read_chunked  # noqa: E402
 
 PORT_REF = 19200
 PORT_RELAY = 19201
@@ -73,15 +74,7 @@ async def read_message(reader):
         headers[k.strip().decode("latin-1").lower()] = v.strip().decode("latin-1")
     body = b""
     if headers.get("transfer-encoding", "").lower() == "chunked":
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        body = b"".join(parts)
+        body = await read_chunked(reader)
     elif "content-length" in headers:
         body = await reader.readexactly(int(headers["content-length"]))
     return status, headers, body

@@ -72,6 +72,18 @@ class Stats:
         }
 
 
+async def read_chunked(reader):
+    """The body of a chunked HTTP/1.1 message, after its head (trailers are not expected)."""
+    chunks = []
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).split(b";")[0].strip(), 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return b"".join(chunks)
+        chunks.append(await reader.readexactly(size))
+        await reader.readexactly(2)
+
+
 async def read_message(reader):
     """Reads one HTTP/1.1 message head and its Content-Length body.
     Returns (start_line, headers[list of (name, value)], body) or None at EOF."""
@@ -90,16 +102,7 @@ async def read_message(reader):
     hmap = {k.lower(): v for k, v in headers}
     body = b""
     if hmap.get("transfer-encoding", "").lower() == "chunked":
-        chunks = []
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            size = int(size_line.split(b";")[0].strip(), 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            chunks.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        body = b"".join(chunks)
+        body = await read_chunked(reader)
         headers = [(k, v) for k, v in headers if k.lower() != "transfer-encoding"]
         headers.append(("Content-Length", str(len(body))))
     elif "content-length" in hmap:
