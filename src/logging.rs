@@ -28,19 +28,21 @@ impl Batch {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
         buf.extend_from_slice(data);
         if buf.len() >= FLUSH_AT {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&buf);
-            buf.clear();
+            write_out(&mut buf);
         }
     }
 
     fn flush(&self) {
-        let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
-        if !buf.is_empty() {
-            let mut err = std::io::stderr().lock();
-            let _ = err.write_all(&buf).and_then(|()| err.flush());
-            buf.clear();
-        }
+        write_out(&mut self.buf.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Writes the buffered lines to stderr in one go and empties the buffer.
+fn write_out(buf: &mut Vec<u8>) {
+    if !buf.is_empty() {
+        let mut err = std::io::stderr().lock();
+        let _ = err.write_all(buf).and_then(|()| err.flush());
+        buf.clear();
     }
 }
 
