@@ -23,6 +23,7 @@ pub struct ServerSettings {
     pub public_url: String,
     pub request_timeout_secs: f64,
     pub body_limit_bytes: usize,
+    pub workers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -126,6 +127,14 @@ impl Settings {
             format!("http://{}", self.server.listen)
         } else {
             self.server.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// Serving threads: `server.workers`, or one per CPU the process may use when it is 0.
+    pub fn workers(&self) -> usize {
+        match self.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 

@@ -219,7 +219,7 @@ fn routes(args: &CommonArgs) -> ExitCode {
     }
 }
 
-async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
+fn serve(args: &ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load(&args.overrides())?;
     let _log = forgebridge::logging::init(&settings.log.level, &settings.log.format);
     let dialects =
@@ -259,8 +259,7 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             ))
         }
     };
-    let listener = tokio::net::TcpListener::bind(&settings.server.listen)
-        .await
+    let listener = std::net::TcpListener::bind(&settings.server.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.server.listen))?;
     tracing::info!(
         listen = %settings.server.listen,
@@ -275,13 +274,12 @@ async fn serve(args: &ServeArgs) -> anyhow::Result<()> {
         public_url,
         settings.server.body_limit_bytes,
     ));
-    forgebridge::server::serve(
+    forgebridge::server::run(
         listener,
         gateway,
         settings.request_timeout(),
-        forgebridge::server::shutdown_signal(),
+        settings.workers(),
     )
-    .await
 }
 
 fn main() -> ExitCode {
@@ -290,21 +288,12 @@ fn main() -> ExitCode {
         Command::Check(args) => check(args),
         Command::Routes(args) => routes(args),
         Command::Conformance(args) => conformance(args),
-        Command::Serve(args) => {
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(serve(args)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve(args) => match serve(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
             }
-        }
+        },
     }
 }

@@ -1,5 +1,6 @@
-//! The HTTP server: hyper 1 connections on a tokio listener, the tower stack around the
-//! gateway, and graceful shutdown on SIGTERM/SIGINT (in-flight requests finish first).
+//! The HTTP server: one single-threaded tokio runtime per serving thread, all accepting from
+//! the same listening socket; hyper 1 connections, the tower stack around the gateway, and
+//! graceful shutdown on SIGTERM/SIGINT (in-flight requests finish first).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,15 +26,77 @@ fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> {
     resp
 }
 
+/// Serves `listener` from `workers` threads until SIGTERM or SIGINT, then lets each drain its
+/// open connections. A connection lives on the thread that accepted it, and so do its upstream
+/// calls (`Transport` keeps a pool per thread): no request waits on another thread's wake-up,
+/// which on a busy machine costs more than the work itself (bench/PROFILE.md).
+pub fn run(
+    listener: std::net::TcpListener,
+    gateway: Arc<Gateway>,
+    request_timeout: Duration,
+    workers: usize,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let ids = Counter::default();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
+    let mut threads = Vec::with_capacity(workers);
+    for n in 0..workers.max(1) {
+        let listener = listener.try_clone()?;
+        let (gateway, ids, mut stopped, ended) =
+            (gateway.clone(), ids.clone(), stopped.clone(), ended.clone());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let thread = std::thread::Builder::new()
+            .name(format!("forgebridge-{n}"))
+            .spawn(move || {
+                let served = runtime.block_on(async move {
+                    let listener = TcpListener::from_std(listener)?;
+                    let stop = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    serve(listener, gateway, ids, request_timeout, stop).await
+                });
+                let _ = ended.send(());
+                served
+            })?;
+        threads.push(thread);
+    }
+    drop(ended);
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(async {
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = first_end.recv() => {}
+        }
+    });
+    tracing::info!("shutting down: draining open connections");
+    let _ = stop.send(true);
+    let mut outcome = Ok(());
+    for thread in threads {
+        let served = thread
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("a serving thread panicked")));
+        if outcome.is_ok() {
+            outcome = served;
+        }
+    }
+    outcome
+}
+
 /// Serves until `shutdown` resolves, then drains open connections (at most 10 s).
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     gateway: Arc<Gateway>,
+    ids: Counter,
     request_timeout: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let service = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(Counter::default()))
+        .layer(SetRequestIdLayer::x_request_id(ids))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(AccessLogLayer)
@@ -72,7 +135,6 @@ pub async fn serve(
             _ = &mut shutdown => break,
         }
     }
-    tracing::info!("shutting down: draining open connections");
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(Duration::from_secs(10)) => {
@@ -83,7 +145,7 @@ pub async fn serve(
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
+async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -1,9 +1,13 @@
 //! The server as an operator sees it: health, users created through each forge's admin API,
-//! structured logs with the request's dialect and operation (and no token), graceful shutdown.
+//! structured logs with the request's dialect and operation (and no token), graceful shutdown
+//! (a request in flight on any serving thread is answered before the process exits).
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::process::Command;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::{Client, Instance, ADMIN_TOKEN};
@@ -105,4 +109,72 @@ fn sigterm_shuts_down_gracefully() {
         assert!(Instant::now() < deadline, "did not stop on SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A Gitea upstream that tells `arrived` when a request reaches it, then answers one org after
+/// `delay`.
+fn slow_gitea(delay: Duration, arrived: mpsc::Sender<()>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let arrived = arrived.clone();
+            std::thread::spawn(move || {
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let _ = arrived.send(());
+                std::thread::sleep(delay);
+                let body = json!({"id": 7, "username": "acme", "name": "acme", "full_name": "Acme Corp", "visibility": "public"}).to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn sigterm_lets_requests_in_flight_finish() {
+    let (arrived, upstream_saw) = mpsc::channel();
+    let upstream = slow_gitea(Duration::from_millis(1500), arrived);
+    // More serving threads than requests, so the requests may land on different threads.
+    let mut proxy = Instance::proxy(&upstream, "gitea", &[("FORGEBRIDGE__SERVER__WORKERS", "3")]);
+    let clients: Vec<_> = (0..3)
+        .map(|_| {
+            let api = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
+            std::thread::spawn(move || api.get("/orgs/acme"))
+        })
+        .collect();
+    for _ in 0..3 {
+        upstream_saw
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the request reached the upstream");
+    }
+    let pid = proxy.pid().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    for client in clients {
+        let r = client.join().expect("client thread");
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.json()["login"], "acme");
+        assert_eq!(r.json()["name"], "Acme Corp");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = proxy.try_wait() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not stop after draining");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Stopped: nothing listens any more.
+    let refused = std::net::TcpStream::connect(proxy.url.trim_start_matches("http://"));
+    assert!(refused.is_err());
 }

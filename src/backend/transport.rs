@@ -1,6 +1,6 @@
-//! The upstream transport: one pooled hyper client (HTTP/1.1; HTTPS through rustls with the
-//! system's roots, else the bundled webpki roots), a deadline over the whole exchange, a cap on
-//! the answer's size, and multipart bodies for uploads.
+//! The upstream transport: a pooled hyper client per serving thread (HTTP/1.1; HTTPS through
+//! rustls with the system's roots, else the bundled webpki roots), a deadline over the whole
+//! exchange, a cap on the answer's size, and multipart bodies for uploads.
 
 use std::time::Duration;
 
@@ -45,8 +45,14 @@ impl std::fmt::Display for Failure {
     }
 }
 
+type Pooled = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Each serving thread runs its own single-threaded runtime (`server::run`), so each gets its own
+/// client: its pooled connections are driven by that thread, and a request never waits on
+/// another thread's wake-up.
 pub struct Transport {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    clients: thread_local::ThreadLocal<Pooled>,
+    connector: HttpsConnector<HttpConnector>,
     timeout: Duration,
     max_body: usize,
     user_agent: HeaderValue,
@@ -67,13 +73,9 @@ impl Transport {
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
-            .build(https);
         Transport {
-            client,
+            clients: thread_local::ThreadLocal::new(),
+            connector: https,
             timeout,
             max_body,
             user_agent: HeaderValue::from_static(concat!(
@@ -81,6 +83,17 @@ impl Transport {
                 env!("CARGO_PKG_VERSION")
             )),
         }
+    }
+
+    /// This thread's pooled client.
+    fn client(&self) -> &Pooled {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_max_idle_per_host(64)
+                .build(self.connector.clone())
+        })
     }
 
     pub fn timeout(&self) -> Duration {
@@ -93,7 +106,7 @@ impl Transport {
             .entry(http::header::USER_AGENT)
             .or_insert_with(|| self.user_agent.clone());
         let exchange = async {
-            let resp = self.client.request(req).await.map_err(|e| {
+            let resp = self.client().request(req).await.map_err(|e| {
                 if e.is_connect() {
                     Failure::Connect
                 } else {
