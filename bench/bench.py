@@ -520,7 +520,7 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
-def render(results, info, startup, idle, args):
+def render(results, paced, info, startup, idle, args):
     lines = []
     w = lines.append
     w("# forgebridge benchmark results")
@@ -582,6 +582,24 @@ def render(results, info, startup, idle, args):
         summary[case] = cells
         w(f"| {case} | " + " | ".join(cells) + " |")
     w("")
+    w("## Latency at a fixed offered load")
+    w("")
+    w(f"The same {args.connections} connections, each waiting a fixed time (±25 %) before each request, so the offered load is "
+      "half of what the slowest of (a), (b) and (d) managed above: no target is saturated, so p99 is the request's own "
+      "path, not a queue. (Latency in the saturated runs above is mostly queueing: connections ÷ throughput.)")
+    w("")
+    w("| case | target | offered req/s | achieved req/s | p50 ms | p99 ms | errors / non-2xx | p99 added over (b), ms | p99 added over (a), ms |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in paced:
+        by = {p["target"]: p for p in paced if p["case"] == r["case"]}
+        errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+        over = []
+        for base in ("b", "a"):
+            over.append("—" if r["target"] == base or base not in by or r["target"] == "a"
+                        else f"{(r['p99_us'] - by[base]['p99_us']) / 1000:+.2f}")
+        w(f"| {r['case']} | {TARGET_NAMES[r['target']]} | {r['offered_rps']:.0f} | {r['rps']:.0f} | {fmt_ms(r['p50_us'])} "
+          f"| {fmt_ms(r['p99_us'])} | {errs} / {r['err_status']} | {over[0]} | {over[1]} |")
+    w("")
     w("## Start-up and idle connections")
     w("")
     w("| measurement | value |")
@@ -607,7 +625,13 @@ def render(results, info, startup, idle, args):
         by = {r["target"]: r for r in results if r["case"] == case}
         if "b" in by and "d" in by:
             added = (by["d"]["p99_us"] - by["b"]["p99_us"]) / 1000
-            w(f"| added p99 < 1 ms at {args.connections} connections, (d) − (b) ({case}) | {added:+.2f} ms | {verdict(added < 1)} |")
+            w(f"| added p99 < 1 ms at {args.connections} connections, saturated, (d) − (b) ({case}) | {added:+.2f} ms | {verdict(added < 1)} |")
+    for case in cases:
+        by = {r["target"]: r for r in paced if r["case"] == case}
+        if "b" in by and "d" in by:
+            added = (by["d"]["p99_us"] - by["b"]["p99_us"]) / 1000
+            w(f"| added p99 < 1 ms at {args.connections} connections, fixed load of {by['d']['offered_rps']:.0f} req/s, (d) − (b) ({case}) "
+              f"| {added:+.2f} ms | {verdict(added < 1)} |")
     peak = idle["hwm_with_conns_kib"] / 1024
     w(f"| peak RSS < 40 MiB with {idle['connections']} open connections | {peak:.1f} MiB | {verdict(peak < 40)} |")
     for kind, s in startup.items():
@@ -660,6 +684,8 @@ def main():
     results = []
     report_lua = os.path.join(WRK_DIR, "report.lua")
     create_lua = os.path.join(WRK_DIR, "create.lua")
+    paced_lua = os.path.join(WRK_DIR, "paced.lua")
+    paced = []
     admin_h = [f"Authorization: token {ADMIN_TOKEN}"]
     bench_h = [f"Authorization: token {BENCH_TOKEN}"]
 
@@ -693,6 +719,29 @@ def main():
         log(f"{case} {target}: {r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
             f"status errors {r['err_status']}, socket errors {r['err_connect'] + r['err_read'] + r['err_write'] + r['err_timeout']}")
 
+    def paced_cases(case, spec, headers):
+        """Latency at one fixed offered load for every target of `spec` ({target: (port, path)}):
+        half of what the slowest target of the saturated run above managed, so that no target
+        queues and the added latency is the proxy's own work."""
+        slowest = min(r["rps"] for r in results if r["case"] == case and r["target"] in spec)
+        rate = 0.5 * slowest
+        pace_ms = max(1, round(args.connections / rate * 1000))
+        for target, (port, path) in spec.items():
+            url = f"http://{HOST}:{port}{path}"
+            env = {"FB_PACE_MS": str(pace_ms)}
+            run_wrk(url, args.warmup, args.connections, args.threads, paced_lua, headers, env=env)
+            ours = list(set(all_pids()))
+            quiet = wait_quiet(ours)
+            foreign = Foreign(ours)
+            r = run_wrk(url, args.duration, args.connections, args.threads, paced_lua, headers, env=env)
+            r.update(case=case, target=target, path=path, pace_ms=pace_ms, offered_rps=rate,
+                     foreign_cpu_pct=foreign.pct(), foreign_before_pct=quiet)
+            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            paced.append(r)
+            log(f"{case} {target} at a fixed load ({pace_ms} ms between requests per connection): "
+                f"{r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
+                f"status errors {r['err_status']}")
+
     try:
         # ------------------------------------------------------------------ GET and list
         ref = start_reference(bin_path, seed, logdir)
@@ -722,6 +771,8 @@ def main():
                      label="(d) with `log.level = warn` (no access log)")
             procs.remove(quiet_fb)
             quiet_fb.stop()
+            paced_cases("GET one org", {"a": (PORT_REF, gitea_get), "b": (PORT_NGINX, gitea_get),
+                                        "d": (PORT_FB_GITEA, github_get)}, None)
         if not only or "list50" in only:
             g50 = "/api/v1/user/orgs?limit=50&page=1"
             h50 = "/api/v3/user/orgs?per_page=50&page=1"
@@ -744,6 +795,8 @@ def main():
             for t in "abcd":
                 port, pids, label = spec[t]
                 wrk_case("list 100 orgs", t, port, h100, bench_h, pids, ref, expect_items=100, label=label)
+            paced_cases("list 100 orgs", {"a": (PORT_REF, h100), "b": (PORT_NGINX, h100),
+                                          "d": (PORT_FB_GITEA, h100)}, bench_h)
         for p in reversed(procs):
             p.stop()
         procs.clear()
@@ -806,11 +859,11 @@ def main():
             p.stop()
 
     info["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
-    md = render(results, info, startup, idle, args)
+    md = render(results, paced, info, startup, idle, args)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
         f.write(md)
     with open(os.path.join(args.out, "latest.json"), "w") as f:
-        json.dump({"machine": info, "results": results, "startup": startup, "idle": idle}, f, indent=1)
+        json.dump({"machine": info, "results": results, "paced": paced, "startup": startup, "idle": idle}, f, indent=1)
     print(md)
     log(f"wrote {os.path.join(args.out, 'latest.md')}")
 

@@ -12,6 +12,7 @@ use jsonpath_rust::query::js_path_process;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
+use serde_json::de::StrRead;
 use serde_json::Value;
 
 use super::template::Template;
@@ -595,7 +596,7 @@ impl Shape {
 
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
     pub fn decode_slice(&self, body: &[u8]) -> Result<Object, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        let mut de = json_reader(body)?;
         let obj = Decoded(self).deserialize(&mut de)?;
         de.end()?;
         Ok(obj)
@@ -603,7 +604,7 @@ impl Shape {
 
     /// An upstream's JSON array of these objects, decoded without building its JSON tree.
     pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, serde_json::Error> {
-        let mut de = serde_json::Deserializer::from_slice(body);
+        let mut de = json_reader(body)?;
         let items = DecodedList(self).deserialize(&mut de)?;
         de.end()?;
         Ok(items)
@@ -820,6 +821,13 @@ impl Serialize for Piece<'_> {
             Piece::Owned(v) => v.serialize(serializer),
         }
     }
+}
+
+/// A JSON reader over an answer checked as UTF-8 in one pass, so that the reader does not
+/// check each string again (a list answer is mostly strings).
+fn json_reader(body: &[u8]) -> Result<serde_json::Deserializer<StrRead<'_>>, serde_json::Error> {
+    let text = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
+    Ok(serde_json::Deserializer::from_str(text))
 }
 
 fn render_url(t: &Template, obj: &Object, ctx: &EncodeCtx<'_>) -> String {
