@@ -28,6 +28,8 @@ pub struct UpstreamForge {
     dialect: Arc<Dialect>,
     base_url: String,
     api_root: String,
+    /// The Host header of every call, built once (the client would format it per request).
+    host: http::HeaderValue,
     public_url: String,
     transport: Transport,
     max_walk_pages: u64,
@@ -75,7 +77,14 @@ impl UpstreamForge {
             format!("{base_url}{base_path}")
         };
         let origin = parsed.origin().ascii_serialization();
+        let host = match (parsed.host_str(), parsed.port()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => anyhow::bail!("upstream URL has no host: {base_url}"),
+        };
+        let host = http::HeaderValue::from_str(&host)?;
         Ok(UpstreamForge {
+            host,
             dialect,
             base_url: origin,
             api_root,
@@ -824,6 +833,7 @@ impl UpstreamForge {
             let mut builder = http::Request::builder()
                 .method(route.method.clone())
                 .uri(uri.clone())
+                .header(http::header::HOST, self.host.clone())
                 .header(http::header::ACCEPT, "application/json");
             if let Some((name, value)) = credential.clone() {
                 builder = builder.header(name, value);

@@ -33,12 +33,42 @@ pub struct Shape {
     /// once and skips everything else; None where a rule needs the whole document (a JSONPath
     /// query, a merged shape).
     reads: Option<ReadPlan>,
+    /// The canonical fields the read rules decode into, sorted, and each rule's place in it:
+    /// decoding fills slots (the first rule to yield a field wins), then builds the object.
+    decoded: Vec<String>,
+    decodes_into: Vec<Option<usize>>,
+    /// The canonical fields the written rules look up, sorted, and where each rule finds its
+    /// values in that list: encoding finds them all in one ordered pass over the object
+    /// ([`View`]) instead of one map search per field and URL placeholder.
+    looked_up: Vec<String>,
+    lookups: Vec<Lookups>,
 }
 
-/// The keys one JSON object level is read for.
+/// Where one written rule finds its canonical values among [`Shape::looked_up`].
+#[derive(Debug, Default)]
+struct Lookups {
+    field: Option<usize>,
+    or: Option<usize>,
+    /// One per placeholder of a URL template, in order.
+    vars: Vec<Placeholder>,
+}
+
+#[derive(Debug)]
+enum Placeholder {
+    Api,
+    Web,
+    /// A canonical field (always among `looked_up`), else the request's parameter.
+    Field(Option<usize>),
+}
+
+/// The canonical values a shape's answer reads, in [`Shape::looked_up`] order.
+struct View<'a>(Vec<Option<&'a Value>>);
+
+/// The keys one JSON object level is read for. The table is built once from the mapping file
+/// and never grows while reading, so a fixed-seed fast hash is safe against chosen keys.
 #[derive(Debug, Default)]
 struct ReadPlan {
-    keys: Vec<(String, ReadNode)>,
+    keys: HashMap<String, ReadNode, foldhash::fast::FixedState>,
 }
 
 #[derive(Debug, Default)]
@@ -62,31 +92,14 @@ impl ReadPlan {
                 _ => return None,
             }
         }
-        plan.sort();
         Some(plan)
-    }
-
-    /// Sorts every level by key length, then key, for [`ReadPlan::get`]'s binary search
-    /// (most steps then compare two lengths, not two strings).
-    fn sort(&mut self) {
-        self.keys.sort_by(|a, b| by_len_then_text(&a.0, &b.0));
-        for (_, node) in &mut self.keys {
-            node.inner.sort();
-        }
     }
 
     fn insert(&mut self, path: &[String], rule: usize) {
         let Some((first, rest)) = path.split_first() else {
             return;
         };
-        let at = match self.keys.iter().position(|(k, _)| k == first) {
-            Some(at) => at,
-            None => {
-                self.keys.push((first.clone(), ReadNode::default()));
-                self.keys.len() - 1
-            }
-        };
-        let node = &mut self.keys[at].1;
+        let node = self.keys.entry(first.clone()).or_default();
         if rest.is_empty() {
             node.rules.push(rule);
         } else {
@@ -95,15 +108,8 @@ impl ReadPlan {
     }
 
     fn get(&self, key: &str) -> Option<&ReadNode> {
-        self.keys
-            .binary_search_by(|(k, _)| by_len_then_text(k, key))
-            .ok()
-            .map(|at| &self.keys[at].1)
+        self.keys.get(key)
     }
-}
-
-fn by_len_then_text(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Reads one JSON object through a plan: planned values land in their rules' slots, every
@@ -430,7 +436,61 @@ impl Shape {
             level.push(Out::Rule(i));
         }
         let reads = ReadPlan::build(&fields);
+        let read_field = |r: &FieldRule| match (&r.read, &r.source) {
+            (Some(_), Source::Canonical(field)) => Some(field.clone()),
+            _ => None,
+        };
+        let mut decoded: Vec<String> = fields.iter().filter_map(read_field).collect();
+        decoded.sort();
+        decoded.dedup();
+        let decodes_into = fields
+            .iter()
+            .map(|r| read_field(r).and_then(|f| decoded.binary_search(&f).ok()))
+            .collect();
+        let mut looked_up: Vec<String> = Vec::new();
+        for rule in fields.iter().filter(|r| r.write) {
+            match &rule.source {
+                Source::Canonical(field) => looked_up.extend([field.clone()]),
+                Source::Url(t) => looked_up.extend(
+                    t.vars()
+                        .filter(|v| !matches!(*v, "api" | "web"))
+                        .map(str::to_string),
+                ),
+                Source::Compute(Compute::GithubNodeId(_)) => looked_up.push("id".to_string()),
+                _ => {}
+            }
+            looked_up.extend(rule.or.iter().cloned());
+        }
+        looked_up.sort();
+        looked_up.dedup();
+        let slot = |name: &str| looked_up.binary_search_by(|f| f.as_str().cmp(name)).ok();
+        let lookups = fields
+            .iter()
+            .map(|rule| Lookups {
+                field: match &rule.source {
+                    Source::Canonical(field) => slot(field),
+                    Source::Compute(Compute::GithubNodeId(_)) => slot("id"),
+                    _ => None,
+                },
+                or: rule.or.as_deref().and_then(slot),
+                vars: match &rule.source {
+                    Source::Url(t) => t
+                        .vars()
+                        .map(|v| match v {
+                            "api" => Placeholder::Api,
+                            "web" => Placeholder::Web,
+                            name => Placeholder::Field(slot(name)),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                },
+            })
+            .collect();
         Shape {
+            looked_up,
+            lookups,
+            decoded,
+            decodes_into,
             name,
             entity,
             fields,
@@ -448,6 +508,7 @@ impl Shape {
             shape: self,
             entries: &self.out,
             obj,
+            view: None,
             ctx,
         }
     }
@@ -490,11 +551,12 @@ impl Shape {
         &self,
         entries: &[Out],
         obj: &Object,
+        view: &View<'_>,
         ctx: &EncodeCtx<'_>,
         map: &mut M,
     ) -> Result<(), M::Error> {
         for entry in entries {
-            let rule = match entry {
+            let i = match entry {
                 Out::Group(key, inner) => {
                     map.serialize_entry(
                         key,
@@ -502,20 +564,28 @@ impl Shape {
                             shape: self,
                             entries: inner,
                             obj,
+                            view: Some(view),
                             ctx,
                         },
                     )?;
                     continue;
                 }
-                Out::Rule(i) => &self.fields[*i],
+                Out::Rule(i) => *i,
             };
+            let rule = &self.fields[i];
             let leaf = rule.path.last().unwrap_or(&rule.key);
             let piece = match &rule.source {
-                Source::Canonical(field) => match rule.canonical_value(obj, field) {
+                Source::Canonical(_) => match self.canonical_in(view, i) {
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                     Some(v) => match (&rule.nested, v) {
                         (Some(nested), Value::Object(inner)) if rule.merge => {
-                            nested.write_entries(&nested.out, inner, ctx, map)?;
+                            nested.write_entries(
+                                &nested.out,
+                                inner,
+                                &nested.view(inner),
+                                ctx,
+                                map,
+                            )?;
                             continue;
                         }
                         (Some(nested), Value::Object(inner)) => {
@@ -529,17 +599,60 @@ impl Shape {
                     Some(v) => Piece::Str(v),
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                 },
-                Source::Url(t) => Piece::String(render_url(t, obj, ctx)),
+                Source::Url(t) => Piece::String(render_url(t, &self.lookups[i].vars, view, ctx)),
                 Source::Const(v) => Piece::Ref(v),
-                Source::Compute(Compute::GithubNodeId(ty)) => match obj.get("id") {
-                    Some(id) if !id.is_null() => Piece::Owned(node_id(ty, id)),
-                    _ => Piece::Null,
-                },
+                Source::Compute(Compute::GithubNodeId(ty)) => {
+                    match self.lookups[i].field.and_then(|at| view.0[at]) {
+                        Some(id) if !id.is_null() => Piece::Owned(node_id(ty, id)),
+                        _ => Piece::Null,
+                    }
+                }
                 Source::Compute(Compute::Null) => Piece::Null,
             };
             map.serialize_entry(leaf, &piece)?;
         }
         Ok(())
+    }
+
+    /// Finds the looked-up fields in one pass over the object's keys, which a `serde_json`
+    /// map keeps sorted; keys out of order (a map that keeps insertion order) fall back to
+    /// searching for each field.
+    fn view<'a>(&self, obj: &'a Object) -> View<'a> {
+        let mut found = vec![None; self.looked_up.len()];
+        let mut wanted = self.looked_up.iter().enumerate().peekable();
+        let mut previous: Option<&str> = None;
+        for (key, value) in obj {
+            if previous.is_some_and(|p| p > key.as_str()) {
+                let searched = self.looked_up.iter().map(|f| obj.get(f)).collect();
+                return View(searched);
+            }
+            previous = Some(key);
+            while let Some((at, name)) = wanted.peek() {
+                match name.as_str().cmp(key) {
+                    std::cmp::Ordering::Less => {
+                        wanted.next();
+                    }
+                    std::cmp::Ordering::Equal => {
+                        found[*at] = Some(value);
+                        wanted.next();
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+        }
+        View(found)
+    }
+
+    /// Rule `i`'s canonical value as [`FieldRule::canonical_value`] picks it, from a view.
+    fn canonical_in<'a>(&self, view: &View<'a>, i: usize) -> Option<&'a Value> {
+        let at = &self.lookups[i];
+        let get = |slot: Option<usize>| slot.and_then(|s| view.0[s]);
+        let present = |v: &&Value| !v.is_null() && v.as_str() != Some("");
+        get(at.field)
+            .filter(present)
+            .or_else(|| get(at.or).filter(present))
+            .or_else(|| get(at.field).filter(|v| !v.is_null()))
     }
 
     /// Whether this dialect can show the object: every strict field's value is in its map.
@@ -621,18 +734,18 @@ impl Shape {
         &self,
         mut raw: impl FnMut(usize, &FieldRule) -> Option<Cow<'v, Value>>,
     ) -> Object {
-        let mut obj = Object::new();
+        let mut found: Vec<Option<Value>> = vec![None; self.decoded.len()];
         for (i, rule) in self.fields.iter().enumerate() {
-            let (Some(_), Source::Canonical(field)) = (&rule.read, &rule.source) else {
+            let Some(slot) = self.decodes_into[i] else {
                 continue;
             };
-            if obj.contains_key(field) {
+            if found[slot].is_some() {
                 continue;
             }
             let Some(raw) = raw(i, rule) else { continue };
             if rule.merge {
                 if let Some(nested) = &rule.nested {
-                    obj.insert(field.clone(), Value::Object(nested.decode_response(&raw)));
+                    found[slot] = Some(Value::Object(nested.decode_response(&raw)));
                 }
                 continue;
             }
@@ -641,16 +754,19 @@ impl Shape {
             {
                 continue;
             }
-            let value = match (&rule.nested, raw.as_ref()) {
-                (Some(nested), Value::Object(_)) => Value::Object(nested.decode_response(&raw)),
-                _ => match rule.inbound_value(raw) {
-                    Some(v) => v,
-                    None => continue,
-                },
+            found[slot] = match (&rule.nested, raw.as_ref()) {
+                (Some(nested), Value::Object(_)) => {
+                    Some(Value::Object(nested.decode_response(&raw)))
+                }
+                _ => rule.inbound_value(raw),
             };
-            obj.insert(field.clone(), value);
         }
-        obj
+        // In key order already, so the map is built in one pass without searching.
+        self.decoded
+            .iter()
+            .zip(found)
+            .filter_map(|(field, value)| Some((field.clone(), value?)))
+            .collect()
     }
 
     /// A client's request body → canonical input and parameters, checked against the rules
@@ -777,14 +893,24 @@ pub struct Encoded<'a> {
     shape: &'a Shape,
     entries: &'a [Out],
     obj: &'a Object,
+    /// The object's looked-up values, once found (a group inside the answer shares them).
+    view: Option<&'a View<'a>>,
     ctx: &'a EncodeCtx<'a>,
 }
 
 impl Serialize for Encoded<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
+        let found;
+        let view = match self.view {
+            Some(view) => view,
+            None => {
+                found = self.shape.view(self.obj);
+                &found
+            }
+        };
         self.shape
-            .write_entries(self.entries, self.obj, self.ctx, &mut map)?;
+            .write_entries(self.entries, self.obj, view, self.ctx, &mut map)?;
         map.end()
     }
 }
@@ -830,17 +956,16 @@ fn json_reader(body: &[u8]) -> Result<serde_json::Deserializer<StrRead<'_>>, ser
     Ok(serde_json::Deserializer::from_str(text))
 }
 
-fn render_url(t: &Template, obj: &Object, ctx: &EncodeCtx<'_>) -> String {
-    t.render(|var| match var {
-        "api" => Some(Cow::Borrowed(ctx.api)),
-        "web" => Some(Cow::Borrowed(ctx.web)),
-        other => match obj.get(other) {
+fn render_url(t: &Template, vars: &[Placeholder], view: &View<'_>, ctx: &EncodeCtx<'_>) -> String {
+    t.render_nth(|n, name| match vars.get(n) {
+        Some(Placeholder::Api) => Some(Cow::Borrowed(ctx.api)),
+        Some(Placeholder::Web) => Some(Cow::Borrowed(ctx.web)),
+        Some(Placeholder::Field(slot)) => match slot.and_then(|s| view.0[s]) {
             Some(Value::String(s)) => Some(encode_segment(s)),
-            Some(Value::Null | Value::Object(_)) | None => {
-                ctx.params.get(other).map(encode_segment)
-            }
+            Some(Value::Null | Value::Object(_)) | None => ctx.params.get(name).map(encode_segment),
             Some(v) => Some(Cow::Owned(v.to_string())),
         },
+        None => None,
     })
 }
 
@@ -914,6 +1039,70 @@ mod tests {
             }
         }
         assert!(checked > 20, "only {checked} shapes checked");
+    }
+
+    /// Every answer shape of the bundled mappings writes each canonical value where its rule
+    /// says, and fills each URL template with the object's values (escaped) or the API root.
+    #[test]
+    fn answers_carry_each_written_value() {
+        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
+        let params = Params::default().with("org", "acme").with("user", "alice");
+        let ctx = EncodeCtx {
+            api: "http://p/api",
+            web: "http://p",
+            params: &params,
+        };
+        let (mut values, mut urls) = (0, 0);
+        for dialect in dialects.iter() {
+            for route in &dialect.routes {
+                let Some(shape) = &route.response else {
+                    continue;
+                };
+                let obj = sample(shape.entity);
+                let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
+                let answer: Value = serde_json::from_slice(&bytes).expect("valid JSON");
+                // (A merged rule writes its nested shape's fields at this level, checked there.)
+                for rule in shape.fields.iter().filter(|r| r.write && !r.merge) {
+                    let at = rule
+                        .path
+                        .iter()
+                        .try_fold(&answer, |v, k| v.get(k))
+                        .unwrap_or_else(|| {
+                            panic!("{} {}: no {}", dialect.name, shape.name, rule.key)
+                        });
+                    match &rule.source {
+                        Source::Canonical(field)
+                            if rule.values.is_none()
+                                && rule.nested.is_none()
+                                && rule.as_type == AsType::Plain =>
+                        {
+                            assert_eq!(Some(at), obj.get(field), "{} {}", dialect.name, rule.key);
+                            values += 1;
+                        }
+                        Source::Url(t) => {
+                            let url = at.as_str().expect("a URL is a string");
+                            assert!(url.starts_with("http://p"), "{} {url}", rule.key);
+                            for var in t.vars().filter(|v| !matches!(*v, "api" | "web")) {
+                                let expected = match obj.get(var) {
+                                    Some(Value::String(s)) => encode_segment(s).into_owned(),
+                                    Some(Value::Object(_)) | None => {
+                                        params.get(var).unwrap_or_default().to_string()
+                                    }
+                                    Some(v) => v.to_string(),
+                                };
+                                assert!(url.contains(&expected), "{} {url} lacks {var}", rule.key);
+                            }
+                            urls += 1;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        assert!(
+            values > 50 && urls > 20,
+            "only {values} values and {urls} URLs checked"
+        );
     }
 
     /// Whatever an upstream sends, decoding ends in a value or an error, never a crash: deep

@@ -70,14 +70,24 @@ impl Template {
         &self,
         mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> String {
+        self.render_nth(|_, name| lookup(name))
+    }
+
+    /// The same, telling `lookup` each placeholder's place among [`Template::vars`] too.
+    pub fn render_nth<'a>(
+        &self,
+        mut lookup: impl FnMut(usize, &str) -> Option<std::borrow::Cow<'a, str>>,
+    ) -> String {
         let mut out = String::with_capacity(self.literal_len + 64);
+        let mut n = 0;
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
                 Part::Var(v) => {
-                    if let Some(value) = lookup(v) {
+                    if let Some(value) = lookup(n, v) {
                         out.push_str(&value);
                     }
+                    n += 1;
                 }
             }
         }
