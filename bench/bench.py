@@ -6,7 +6,9 @@ Measures, against one upstream (the reference forge on loopback, seeded with 200
   (b) nginx as a plain pass-through reverse proxy (keepalive upstream pool),
   (c) forgebridge same-dialect pass-through (Gitea client -> gitea-dialect upstream),
   (d) forgebridge translating (GitHub client -> gitea-dialect upstream),
-for GET one org, list orgs and create (POST) an org; plus start-up time and the RSS of a
+for GET one org, list orgs and create (POST) an org, saturated (as fast as answers come back);
+GET and the 100-org list again at a fixed load (wrk/paced.lua) for latency; plus start-up time
+and the RSS of a
 forgebridge holding 1,000 idle keep-alive connections. Writes bench/results/latest.md and
 bench/results/latest.json. Loopback only, ports 19100-19119.
 
