@@ -8,8 +8,7 @@ Measures, against one upstream (the reference forge on loopback, seeded with 200
   (d) forgebridge translating (GitHub client -> gitea-dialect upstream),
 for GET one org, list orgs and create (POST) an org, saturated (as fast as answers come back);
 GET and the 100-org list again at a fixed load (wrk/paced.lua) for latency; plus start-up time
-and the RSS of a
-forgebridge holding 1,000 idle keep-alive connections. Writes bench/results/latest.md and
+and the RSS of a forgebridge holding 1,000 idle keep-alive connections. Writes bench/results/latest.md and
 bench/results/latest.json. Loopback only, ports 19100-19119.
 
 Run it through bench/run.sh, which installs wrk/nginx and builds forgebridge first:
