@@ -1,16 +1,19 @@
-//! The upstream transport: a pooled hyper client per serving thread (HTTP/1.1; HTTPS through
-//! rustls with the system's roots, else the bundled webpki roots), a deadline over the whole
+//! The upstream transport: HTTP/1.1 connections (HTTPS through rustls with the system's roots,
+//! else the bundled webpki roots) kept in a pool per serving thread, a deadline over the whole
 //! exchange, a cap on the answer's size, and multipart bodies for uploads.
 
-use std::time::Duration;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Request, StatusCode};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
 use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tower::ServiceExt;
 
 use crate::bounded::Unread;
 
@@ -45,13 +48,76 @@ impl std::fmt::Display for Failure {
     }
 }
 
-type Pooled = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// Idle connections kept per origin and thread, and for how long.
+const MAX_IDLE: usize = 64;
+const IDLE_FOR: Duration = Duration::from_secs(60);
 
-/// Each serving thread runs its own single-threaded runtime (`server::run`), so each gets its own
-/// client: its pooled connections are driven by that thread, and a request never waits on
-/// another thread's wake-up.
+type Sender = SendRequest<Full<Bytes>>;
+
+/// The idle connections to one origin, oldest first.
+struct Idle {
+    scheme: Scheme,
+    authority: Authority,
+    senders: VecDeque<(Sender, Instant)>,
+}
+
+impl Pools {
+    /// An idle connection to the origin that is still open, newest first.
+    fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<Sender> {
+        let mut pools = self.0.get_or_default().borrow_mut();
+        let idle = pools
+            .iter_mut()
+            .find(|i| i.scheme == *scheme && i.authority == *authority)?;
+        while let Some((sender, _)) = idle.senders.pop_back() {
+            if sender.is_ready() && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+        None
+    }
+
+    /// Gives back a connection whose answer was read, if it can take the next request (it
+    /// nearly always can at once; one that cannot is closed instead of waited for), and drops
+    /// idle ones that closed or waited too long.
+    fn keep(&self, scheme: &Scheme, authority: &Authority, sender: Sender) {
+        if !sender.is_ready() {
+            return;
+        }
+        let mut pools = self.0.get_or_default().borrow_mut();
+        let at = match pools
+            .iter()
+            .position(|i| i.scheme == *scheme && i.authority == *authority)
+        {
+            Some(at) => at,
+            None => {
+                pools.push(Idle {
+                    scheme: scheme.clone(),
+                    authority: authority.clone(),
+                    senders: VecDeque::new(),
+                });
+                pools.len() - 1
+            }
+        };
+        let senders = &mut pools[at].senders;
+        let now = Instant::now();
+        while senders.front().is_some_and(|(s, since)| {
+            s.is_closed() || now.duration_since(*since) > IDLE_FOR || senders.len() >= MAX_IDLE
+        }) {
+            senders.pop_front();
+        }
+        senders.push_back((sender, now));
+    }
+}
+
+/// Each serving thread runs its own single-threaded runtime (`server::run`), so each keeps its
+/// own idle connections: a connection is driven by the thread that uses it, and taking one
+/// needs no lock. (A task that moves between threads, in `forgebridge conformance`, gives its
+/// connection back to the pool of the thread it ends on.)
+#[derive(Default)]
+struct Pools(thread_local::ThreadLocal<RefCell<Vec<Idle>>>);
+
 pub struct Transport {
-    clients: thread_local::ThreadLocal<Pooled>,
+    pools: Pools,
     connector: HttpsConnector<HttpConnector>,
     timeout: Duration,
     max_body: usize,
@@ -59,7 +125,7 @@ pub struct Transport {
 }
 
 impl Transport {
-    /// A pooled client: `timeout` bounds each whole exchange, connecting at most 5 s of it.
+    /// `timeout` bounds each whole exchange, connecting at most 5 s of it.
     pub fn new(timeout: Duration, max_body: usize) -> Self {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
@@ -74,7 +140,7 @@ impl Transport {
         .enable_http1()
         .wrap_connector(http);
         Transport {
-            clients: thread_local::ThreadLocal::new(),
+            pools: Pools::default(),
             connector: https,
             timeout,
             max_body,
@@ -85,34 +151,51 @@ impl Transport {
         }
     }
 
-    /// This thread's pooled client.
-    fn client(&self) -> &Pooled {
-        self.clients.get_or(|| {
-            Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(60))
-                .pool_max_idle_per_host(64)
-                .build(self.connector.clone())
-        })
-    }
-
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    /// Sends one request and reads its whole answer. Never retried here: the caller decides.
+    /// Sends one request and reads its whole answer. Never retried here once it may have
+    /// reached the upstream: the caller decides. (A request refused by an idle connection
+    /// that had closed meanwhile was never written, and goes again on a new connection.)
     pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<Reply, Failure> {
-        req.headers_mut()
+        let uri = req.uri().clone();
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(Failure::Connect);
+        };
+        let headers = req.headers_mut();
+        headers
             .entry(http::header::USER_AGENT)
             .or_insert_with(|| self.user_agent.clone());
+        if !headers.contains_key(http::header::HOST) {
+            let host = HeaderValue::from_str(authority.as_str()).map_err(|_| Failure::Connect)?;
+            headers.insert(http::header::HOST, host);
+        }
+        // Origin form on the wire: the connection already knows the origin.
+        *req.uri_mut() = Uri::from(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
         let exchange = async {
-            let resp = self.client().request(req).await.map_err(|e| {
-                if e.is_connect() {
-                    Failure::Connect
-                } else {
-                    Failure::Broken
+            let mut fresh = false;
+            let (sender, resp) = loop {
+                let mut sender = match self.pools.idle(scheme, authority) {
+                    Some(sender) => sender,
+                    None => {
+                        fresh = true;
+                        self.connect(&uri).await?
+                    }
+                };
+                match sender.try_send_request(req).await {
+                    Ok(resp) => break (sender, resp),
+                    Err(mut refused) => match refused.take_message() {
+                        Some(unsent) if !fresh => req = unsent,
+                        Some(_) => return Err(Failure::Connect),
+                        None => return Err(Failure::Broken),
+                    },
                 }
-            })?;
+            };
             let (parts, body) = resp.into_parts();
             let body = crate::bounded::collect(&parts.headers, body, self.max_body)
                 .await
@@ -120,6 +203,7 @@ impl Transport {
                     Unread::TooLarge => Failure::TooLarge,
                     Unread::Broken => Failure::Broken,
                 })?;
+            self.pools.keep(scheme, authority, sender);
             Ok(Reply {
                 status: parts.status,
                 headers: parts.headers,
@@ -129,6 +213,25 @@ impl Transport {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or(Err(Failure::Timeout))
+    }
+
+    /// A new connection, its protocol driven by a task on this thread's runtime.
+    async fn connect(&self, uri: &Uri) -> Result<Sender, Failure> {
+        let io = self
+            .connector
+            .clone()
+            .oneshot(uri.clone())
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
     }
 }
 
