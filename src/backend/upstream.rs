@@ -795,7 +795,7 @@ impl UpstreamForge {
             }
         }
         query.extend(route.fixed_query.iter().cloned());
-        let mut url = format!("{}{}", self.api_root, path);
+        let mut url = [self.api_root.as_str(), path.as_str()].concat();
         if !query.is_empty() {
             let mut ser = url::form_urlencoded::Serializer::new(String::new());
             for (k, v) in &query {
@@ -959,7 +959,7 @@ impl UpstreamForge {
         for value in obj.values_mut() {
             match value {
                 Value::String(s) if s.starts_with(&self.base_url) => {
-                    *s = format!("{}{}", self.public_url, &s[self.base_url.len()..]);
+                    *s = [self.public_url.as_str(), &s[self.base_url.len()..]].concat();
                 }
                 Value::Object(inner) => self.rewrite_urls(inner),
                 _ => {}

@@ -402,12 +402,19 @@ fn set_path(target: &mut serde_json::Map<String, Value>, path: &[String], value:
 }
 
 fn node_id(type_name: &str, id: &Value) -> Value {
-    use std::fmt::Write as _;
     let mut raw = String::with_capacity(type_name.len() + 24);
-    let _ = match id {
-        Value::String(s) => write!(raw, "0{}:{}{}", type_name.len(), type_name, s),
-        other => write!(raw, "0{}:{}{}", type_name.len(), type_name, other),
-    };
+    raw.push('0');
+    raw.push_str(itoa::Buffer::new().format(type_name.len()));
+    raw.push(':');
+    raw.push_str(type_name);
+    match id {
+        Value::String(s) => raw.push_str(s),
+        Value::Number(n) => match n.as_u64() {
+            Some(n) => raw.push_str(itoa::Buffer::new().format(n)),
+            None => raw.push_str(&n.to_string()),
+        },
+        other => raw.push_str(&other.to_string()),
+    }
     let mut out = String::with_capacity(raw.len().div_ceil(3) * 4);
     base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
     Value::String(out)
