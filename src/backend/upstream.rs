@@ -1,5 +1,5 @@
 //! The HTTP upstream: performs canonical operations on a real forge (or another forgebridge)
-//! in that forge's dialect, through its mapping file. One pooled hyper client; multi-call
+//! in that forge's dialect, through its mapping file, over pooled connections; multi-call
 //! plans (resolve a missing parameter, complete a create, enrich an answer) come from the
 //! mapping, and a half-done create is rolled back, never reported as success.
 
