@@ -6,9 +6,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Client, Instance, ADMIN_TOKEN};
 use serde_json::{json, Value};
@@ -89,26 +88,12 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
 
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let forge = Instance::reference();
+    let mut forge = Instance::reference();
     let health = Client::new(forge.url.clone(), None).get("/healthz");
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "ok");
-    let pid = forge.pid().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut forge = forge;
-    loop {
-        if let Some(status) = forge.try_wait() {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    forge.terminate();
+    forge.assert_exits_cleanly("did not stop on SIGTERM");
 }
 
 /// A Gitea upstream that tells `arrived` when a request reaches it, then answers one org after
@@ -153,27 +138,14 @@ fn sigterm_lets_requests_in_flight_finish() {
             .recv_timeout(Duration::from_secs(10))
             .expect("the request reached the upstream");
     }
-    let pid = proxy.pid().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    proxy.terminate();
     for client in clients {
         let r = client.join().expect("client thread");
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.json()["login"], "acme");
         assert_eq!(r.json()["name"], "Acme Corp");
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = proxy.try_wait() {
-            assert!(status.success(), "exit status {status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "did not stop after draining");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    proxy.assert_exits_cleanly("did not stop after draining");
     // Stopped: nothing listens any more.
     let refused = std::net::TcpStream::connect(proxy.url.trim_start_matches("http://"));
     assert!(refused.is_err());

@@ -62,15 +62,20 @@ fn proxy(upstream: &str) -> Instance {
     Instance::proxy(upstream, "gitea", &[("FORGEBRIDGE__SERVER__WORKERS", "1")])
 }
 
+/// GitHub's `GET /orgs/acme` through the proxy, answered with the upstream's org.
+fn get_acme(proxy: &Instance) {
+    let r = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN)).get("/orgs/acme");
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["login"], "acme");
+    assert_eq!(r.json()["name"], "Acme Corp");
+}
+
 #[test]
 fn a_kept_alive_connection_serves_request_after_request() {
     let (url, accepted) = gitea_upstream(usize::MAX);
     let proxy = proxy(&url);
-    let github = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
     for _ in 0..5 {
-        let r = github.get("/orgs/acme");
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.json()["login"], "acme");
+        get_acme(&proxy);
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
@@ -79,11 +84,8 @@ fn a_kept_alive_connection_serves_request_after_request() {
 fn a_connection_the_upstream_closed_is_not_used_again() {
     let (url, accepted) = gitea_upstream(1);
     let proxy = proxy(&url);
-    let github = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
     for _ in 0..5 {
-        let r = github.get("/orgs/acme");
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.json()["name"], "Acme Corp");
+        get_acme(&proxy);
         // Time for the close to reach the proxy, as between two requests of a quiet client.
         std::thread::sleep(Duration::from_millis(100));
     }

@@ -1008,10 +1008,10 @@ mod tests {
             .collect()
     }
 
-    /// The read plan (decoding straight from bytes) and the JSON-tree decoder agree on every
-    /// answer shape of the bundled mappings, for an answer the shape itself wrote.
-    #[test]
-    fn read_plans_decode_like_the_tree() {
+    /// Encodes a sample object through every answer shape of the bundled mappings and hands
+    /// `check` the dialect's name, the shape, the object, the request parameters and the bytes;
+    /// returns how many shapes it checked.
+    fn each_answer(mut check: impl FnMut(&str, &Shape, &Object, &Params, &[u8])) -> usize {
         let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
         let params = Params::default().with("org", "acme").with("user", "alice");
         let ctx = EncodeCtx {
@@ -1021,30 +1021,36 @@ mod tests {
         };
         let mut checked = 0;
         for dialect in dialects.iter() {
-            for route in &dialect.routes {
-                let Some(shape) = &route.response else {
-                    continue;
-                };
+            for shape in dialect.routes.iter().filter_map(|r| r.response.as_ref()) {
                 let obj = sample(shape.entity);
                 let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
-                let tree: Value = serde_json::from_slice(&bytes).expect("valid JSON");
-                let planned = shape.decode_slice(&bytes).expect("decodes");
-                if shape.fields.iter().any(|r| r.read.is_some() && r.write) {
-                    assert!(!planned.is_empty(), "{} {}", dialect.name, shape.name);
-                }
-                assert_eq!(
-                    planned,
-                    shape.decode_response(&tree),
-                    "{} {}",
-                    dialect.name,
-                    shape.name
-                );
-                let list = [b"[".as_slice(), &bytes, b",", &bytes, b"]"].concat();
-                let items = shape.decode_list_slice(&list).expect("decodes a list");
-                assert_eq!(items, vec![planned.clone(), planned]);
+                check(&dialect.name, shape, &obj, &params, &bytes);
                 checked += 1;
             }
         }
+        checked
+    }
+
+    /// The read plan (decoding straight from bytes) and the JSON-tree decoder agree on every
+    /// answer shape of the bundled mappings, for an answer the shape itself wrote.
+    #[test]
+    fn read_plans_decode_like_the_tree() {
+        let checked = each_answer(|dialect, shape, _, _, bytes| {
+            let tree: Value = serde_json::from_slice(bytes).expect("valid JSON");
+            let planned = shape.decode_slice(bytes).expect("decodes");
+            if shape.fields.iter().any(|r| r.read.is_some() && r.write) {
+                assert!(!planned.is_empty(), "{dialect} {}", shape.name);
+            }
+            assert_eq!(
+                planned,
+                shape.decode_response(&tree),
+                "{dialect} {}",
+                shape.name
+            );
+            let list = [b"[".as_slice(), bytes, b",", bytes, b"]"].concat();
+            let items = shape.decode_list_slice(&list).expect("decodes a list");
+            assert_eq!(items, vec![planned.clone(), planned]);
+        });
         assert!(checked > 20, "only {checked} shapes checked");
     }
 
@@ -1052,60 +1058,44 @@ mod tests {
     /// says, and fills each URL template with the object's values (escaped) or the API root.
     #[test]
     fn answers_carry_each_written_value() {
-        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
-        let params = Params::default().with("org", "acme").with("user", "alice");
-        let ctx = EncodeCtx {
-            api: "http://p/api",
-            web: "http://p",
-            params: &params,
-        };
         let (mut values, mut urls) = (0, 0);
-        for dialect in dialects.iter() {
-            for route in &dialect.routes {
-                let Some(shape) = &route.response else {
-                    continue;
-                };
-                let obj = sample(shape.entity);
-                let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
-                let answer: Value = serde_json::from_slice(&bytes).expect("valid JSON");
-                // (A merged rule writes its nested shape's fields at this level, checked there.)
-                for rule in shape.fields.iter().filter(|r| r.write && !r.merge) {
-                    let at = rule
-                        .path
-                        .iter()
-                        .try_fold(&answer, |v, k| v.get(k))
-                        .unwrap_or_else(|| {
-                            panic!("{} {}: no {}", dialect.name, shape.name, rule.key)
-                        });
-                    match &rule.source {
-                        Source::Canonical(field)
-                            if rule.values.is_none()
-                                && rule.nested.is_none()
-                                && rule.as_type == AsType::Plain =>
-                        {
-                            assert_eq!(Some(at), obj.get(field), "{} {}", dialect.name, rule.key);
-                            values += 1;
-                        }
-                        Source::Url(t) => {
-                            let url = at.as_str().expect("a URL is a string");
-                            assert!(url.starts_with("http://p"), "{} {url}", rule.key);
-                            for var in t.vars().filter(|v| !matches!(*v, "api" | "web")) {
-                                let expected = match obj.get(var) {
-                                    Some(Value::String(s)) => encode_segment(s).into_owned(),
-                                    Some(Value::Object(_)) | None => {
-                                        params.get(var).unwrap_or_default().to_string()
-                                    }
-                                    Some(v) => v.to_string(),
-                                };
-                                assert!(url.contains(&expected), "{} {url} lacks {var}", rule.key);
-                            }
-                            urls += 1;
-                        }
-                        _ => {}
+        each_answer(|dialect, shape, obj, params, bytes| {
+            let answer: Value = serde_json::from_slice(bytes).expect("valid JSON");
+            // (A merged rule writes its nested shape's fields at this level, checked there.)
+            for rule in shape.fields.iter().filter(|r| r.write && !r.merge) {
+                let at = rule
+                    .path
+                    .iter()
+                    .try_fold(&answer, |v, k| v.get(k))
+                    .unwrap_or_else(|| panic!("{dialect} {}: no {}", shape.name, rule.key));
+                match &rule.source {
+                    Source::Canonical(field)
+                        if rule.values.is_none()
+                            && rule.nested.is_none()
+                            && rule.as_type == AsType::Plain =>
+                    {
+                        assert_eq!(Some(at), obj.get(field), "{dialect} {}", rule.key);
+                        values += 1;
                     }
+                    Source::Url(t) => {
+                        let url = at.as_str().expect("a URL is a string");
+                        assert!(url.starts_with("http://p"), "{} {url}", rule.key);
+                        for var in t.vars().filter(|v| !matches!(*v, "api" | "web")) {
+                            let expected = match obj.get(var) {
+                                Some(Value::String(s)) => encode_segment(s).into_owned(),
+                                Some(Value::Object(_)) | None => {
+                                    params.get(var).unwrap_or_default().to_string()
+                                }
+                                Some(v) => v.to_string(),
+                            };
+                            assert!(url.contains(&expected), "{} {url} lacks {var}", rule.key);
+                        }
+                        urls += 1;
+                    }
+                    _ => {}
                 }
             }
-        }
+        });
         assert!(
             values > 50 && urls > 20,
             "only {values} values and {urls} URLs checked"

@@ -109,6 +109,29 @@ impl Instance {
         self.child.try_wait().ok().flatten()
     }
 
+    /// Sends the process SIGTERM (the signal a service manager stops it with).
+    pub fn terminate(&self) {
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+    }
+
+    /// Waits for the process to exit by itself and asserts that it exited successfully;
+    /// panics, saying `what` was expected, if it is still running after 10 s.
+    pub fn assert_exits_cleanly(&mut self, what: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.try_wait() {
+                assert!(status.success(), "exit status {status}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
