@@ -3,6 +3,7 @@
 
 pub mod body;
 mod compile;
+mod json;
 mod raw;
 pub mod shape;
 pub mod template;
