@@ -58,14 +58,15 @@ pub async fn decode(
     Ok(req)
 }
 
-/// A JSON answer whose body `write` appends to an empty buffer of about `size_hint` bytes.
 fn json_response(
     status: http::StatusCode,
+    body: &impl serde::Serialize,
     size_hint: usize,
-    write: impl FnOnce(&mut Vec<u8>),
 ) -> Response<Full<Bytes>> {
     let mut bytes = Vec::with_capacity(size_hint);
-    write(&mut bytes);
+    if sonic_rs::to_writer(&mut bytes, body).is_err() {
+        bytes.clear();
+    }
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -73,15 +74,6 @@ fn json_response(
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     resp
-}
-
-/// A body the mapping file fixes for a route (no canonical values in it).
-fn fixed_response(status: http::StatusCode, body: &crate::mapping::Body) -> Response<Full<Bytes>> {
-    json_response(status, 128, |out| {
-        if serde_json::to_writer(&mut *out, &body.fill(&crate::mapping::body::no_facts)).is_err() {
-            out.clear();
-        }
-    })
 }
 
 /// About the size of one encoded entity, to size answer buffers once.
@@ -125,19 +117,11 @@ pub fn encode(
             } else {
                 page.items.clear();
             }
-            let size = ENTITY_SIZE * page.items.len() + 2;
-            let mut resp = json_response(route.status, size, |out| {
-                out.push(b'[');
-                if let Some(shape) = &route.response {
-                    for (n, item) in page.items.iter().enumerate() {
-                        if n > 0 {
-                            out.push(b',');
-                        }
-                        shape.response(item, &ctx).write(out);
-                    }
-                }
-                out.push(b']');
-            });
+            let items: Vec<_> = match &route.response {
+                Some(shape) => page.items.iter().map(|o| shape.response(o, &ctx)).collect(),
+                None => Vec::new(),
+            };
+            let mut resp = json_response(route.status, &items, ENTITY_SIZE * items.len() + 2);
             if let Some(p) = req.paging {
                 // Links repeat the client's query, but never a token it put there.
                 let query: Vec<(String, String)> = query
@@ -160,16 +144,16 @@ pub fn encode(
         Outcome::Entity(obj) => {
             let mut resp = match (&route.response, &route.body) {
                 (Some(shape), _) if route.list_of_one => {
-                    json_response(route.status, ENTITY_SIZE, |out| {
-                        out.push(b'[');
-                        shape.response(&obj, &ctx).write(out);
-                        out.push(b']');
-                    })
+                    json_response(route.status, &[shape.response(&obj, &ctx)], ENTITY_SIZE)
                 }
-                (Some(shape), _) => json_response(route.status, ENTITY_SIZE, |out| {
-                    shape.response(&obj, &ctx).write(out)
-                }),
-                (None, Some(body)) => fixed_response(route.status, body),
+                (Some(shape), _) => {
+                    json_response(route.status, &shape.response(&obj, &ctx), ENTITY_SIZE)
+                }
+                (None, Some(body)) => json_response(
+                    route.status,
+                    &body.fill(&crate::mapping::body::no_facts),
+                    128,
+                ),
                 (None, None) => empty_response(route.status),
             };
             if let Some(t) = &route.location {
@@ -181,7 +165,11 @@ pub fn encode(
             resp
         }
         Outcome::Done => match &route.body {
-            Some(body) => fixed_response(route.status, body),
+            Some(body) => json_response(
+                route.status,
+                &body.fill(&crate::mapping::body::no_facts),
+                128,
+            ),
             None => empty_response(route.status),
         },
     }

@@ -3,7 +3,6 @@
 
 pub mod body;
 mod compile;
-mod json;
 mod raw;
 pub mod shape;
 pub mod template;

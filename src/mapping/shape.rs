@@ -10,6 +10,7 @@ use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::de::StrRead;
 use serde_json::Value;
@@ -41,8 +42,6 @@ pub struct Shape {
     /// ([`View`]) instead of one map search per field and URL placeholder.
     looked_up: Vec<String>,
     lookups: Vec<Lookups>,
-    /// Each rule's last key as it is written before its value (`"key":`), escaped once.
-    leaf_keys: Vec<Box<[u8]>>,
 }
 
 /// Where one written rule finds its canonical values among [`Shape::looked_up`].
@@ -494,12 +493,7 @@ impl Shape {
                 },
             })
             .collect();
-        let leaf_keys = fields
-            .iter()
-            .map(|rule| super::json::key(rule.path.last().unwrap_or(&rule.key)))
-            .collect();
         Shape {
-            leaf_keys,
             looked_up,
             lookups,
             decoded,
@@ -513,13 +507,15 @@ impl Shape {
         }
     }
 
-    /// Canonical → a response body in this dialect, written straight to bytes without an
+    /// Canonical → a response body in this dialect, serialized straight to bytes without an
     /// intermediate JSON tree: every written field is present, missing canonical values become
     /// the field's default or null.
     pub fn response<'a>(&'a self, obj: &'a Object, ctx: &'a EncodeCtx<'a>) -> Encoded<'a> {
         Encoded {
             shape: self,
+            entries: &self.out,
             obj,
+            view: None,
             ctx,
         }
     }
@@ -558,45 +554,49 @@ impl Shape {
         clashes
     }
 
-    fn write_entries(
+    fn write_entries<M: SerializeMap>(
         &self,
         entries: &[Out],
+        obj: &Object,
         view: &View<'_>,
         ctx: &EncodeCtx<'_>,
-        out: &mut Vec<u8>,
-    ) {
+        map: &mut M,
+    ) -> Result<(), M::Error> {
         for entry in entries {
-            // Entries follow the opening brace or another entry, which never ends in `{`.
-            if out.last() != Some(&b'{') {
-                out.push(b',');
-            }
             let i = match entry {
                 Out::Group(key, inner) => {
-                    super::json::write_str(out, key);
-                    out.push(b':');
-                    out.push(b'{');
-                    self.write_entries(inner, view, ctx, out);
-                    out.push(b'}');
+                    map.serialize_entry(
+                        key,
+                        &Encoded {
+                            shape: self,
+                            entries: inner,
+                            obj,
+                            view: Some(view),
+                            ctx,
+                        },
+                    )?;
                     continue;
                 }
                 Out::Rule(i) => *i,
             };
             let rule = &self.fields[i];
+            let leaf = rule.path.last().unwrap_or(&rule.key);
             let piece = match &rule.source {
                 Source::Canonical(_) => match self.canonical_in(view, i) {
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                     Some(v) => match (&rule.nested, v) {
                         (Some(nested), Value::Object(inner)) if rule.merge => {
-                            // Its fields join this object: no entry of its own.
-                            if out.last() == Some(&b',') {
-                                out.pop();
-                            }
-                            nested.write_entries(&nested.out, &nested.view(inner), ctx, out);
+                            nested.write_entries(
+                                &nested.out,
+                                inner,
+                                &nested.view(inner),
+                                ctx,
+                                map,
+                            )?;
                             continue;
                         }
                         (Some(nested), Value::Object(inner)) => {
-                            out.extend_from_slice(&self.leaf_keys[i]);
-                            nested.response(inner, ctx).write(out);
+                            map.serialize_entry(leaf, &nested.response(inner, ctx))?;
                             continue;
                         }
                         _ => rule.outbound(v),
@@ -616,9 +616,9 @@ impl Shape {
                 }
                 Source::Compute(Compute::Null) => Piece::Null,
             };
-            out.extend_from_slice(&self.leaf_keys[i]);
-            piece.write(out);
+            map.serialize_entry(leaf, &piece)?;
         }
+        Ok(())
     }
 
     /// Finds the looked-up fields in one pass over the object's keys, which a `serde_json`
@@ -895,28 +895,30 @@ impl FieldRule {
     }
 }
 
-/// An answer (or one nested object of it), written on demand.
+/// An encoded answer (or one nested object of it), serialized on demand.
 pub struct Encoded<'a> {
     shape: &'a Shape,
+    entries: &'a [Out],
     obj: &'a Object,
+    /// The object's looked-up values, once found (a group inside the answer shares them).
+    view: Option<&'a View<'a>>,
     ctx: &'a EncodeCtx<'a>,
 }
 
-impl Encoded<'_> {
-    /// Appends the answer as JSON text.
-    pub fn write(&self, out: &mut Vec<u8>) {
-        let view = self.shape.view(self.obj);
-        out.push(b'{');
+impl Serialize for Encoded<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let found;
+        let view = match self.view {
+            Some(view) => view,
+            None => {
+                found = self.shape.view(self.obj);
+                &found
+            }
+        };
         self.shape
-            .write_entries(&self.shape.out, &view, self.ctx, out);
-        out.push(b'}');
-    }
-
-    /// The answer as JSON text.
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1024);
-        self.write(&mut out);
-        out
+            .write_entries(self.entries, self.obj, view, self.ctx, &mut map)?;
+        map.end()
     }
 }
 
@@ -942,14 +944,14 @@ impl Piece<'_> {
     }
 }
 
-impl Piece<'_> {
-    fn write(&self, out: &mut Vec<u8>) {
+impl Serialize for Piece<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Piece::Null => out.extend_from_slice(b"null"),
-            Piece::Ref(v) => super::json::write_value(out, v),
-            Piece::Str(s) => super::json::write_str(out, s),
-            Piece::String(s) => super::json::write_str(out, s),
-            Piece::Owned(v) => super::json::write_value(out, v),
+            Piece::Null => serializer.serialize_unit(),
+            Piece::Ref(v) => v.serialize(serializer),
+            Piece::Str(s) => serializer.serialize_str(s),
+            Piece::String(s) => serializer.serialize_str(s),
+            Piece::Owned(v) => v.serialize(serializer),
         }
     }
 }
@@ -1021,7 +1023,7 @@ mod tests {
         for dialect in dialects.iter() {
             for shape in dialect.routes.iter().filter_map(|r| r.response.as_ref()) {
                 let obj = sample(shape.entity);
-                let bytes = shape.response(&obj, &ctx).to_vec();
+                let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
                 check(&dialect.name, shape, &obj, &params, &bytes);
                 checked += 1;
             }
