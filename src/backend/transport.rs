@@ -61,6 +61,13 @@ struct Idle {
     senders: VecDeque<(Sender, Instant)>,
 }
 
+/// Each serving thread runs its own single-threaded runtime (`server::run`), so each keeps its
+/// own idle connections: a connection is driven by the thread that uses it, and taking one
+/// needs no lock. (A task that moves between threads, in `forgebridge conformance`, gives its
+/// connection back to the pool of the thread it ends on.)
+#[derive(Default)]
+struct Pools(thread_local::ThreadLocal<RefCell<Vec<Idle>>>);
+
 impl Pools {
     /// An idle connection to the origin that is still open, newest first.
     fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<Sender> {
@@ -108,13 +115,6 @@ impl Pools {
         senders.push_back((sender, now));
     }
 }
-
-/// Each serving thread runs its own single-threaded runtime (`server::run`), so each keeps its
-/// own idle connections: a connection is driven by the thread that uses it, and taking one
-/// needs no lock. (A task that moves between threads, in `forgebridge conformance`, gives its
-/// connection back to the pool of the thread it ends on.)
-#[derive(Default)]
-struct Pools(thread_local::ThreadLocal<RefCell<Vec<Idle>>>);
 
 pub struct Transport {
     pools: Pools,
