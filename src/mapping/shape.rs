@@ -562,6 +562,8 @@ impl Shape {
         ctx: &EncodeCtx<'_>,
         map: &mut M,
     ) -> Result<(), M::Error> {
+        // One buffer for every URL field of the object, each written out before the next.
+        let mut url = String::new();
         for entry in entries {
             let i = match entry {
                 Out::Group(key, inner) => {
@@ -606,7 +608,12 @@ impl Shape {
                     Some(v) => Piece::Str(v),
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                 },
-                Source::Url(t) => Piece::String(render_url(t, &self.lookups[i].vars, view, ctx)),
+                Source::Url(t) => {
+                    url.clear();
+                    url.reserve(192);
+                    render_url(&mut url, t, &self.lookups[i].vars, view, ctx);
+                    Piece::Str(&url)
+                }
                 Source::Const(v) => Piece::Ref(v),
                 Source::Compute(Compute::GithubNodeId(ty)) => {
                     match self.lookups[i].field.and_then(|at| view.0[at]) {
@@ -963,8 +970,15 @@ fn json_reader(body: &[u8]) -> Result<serde_json::Deserializer<StrRead<'_>>, ser
     Ok(serde_json::Deserializer::from_str(text))
 }
 
-fn render_url(t: &Template, vars: &[Placeholder], view: &View<'_>, ctx: &EncodeCtx<'_>) -> String {
-    t.render_nth(|n, name| match vars.get(n) {
+/// Appends a URL field's value to `out`.
+fn render_url(
+    out: &mut String,
+    t: &Template,
+    vars: &[Placeholder],
+    view: &View<'_>,
+    ctx: &EncodeCtx<'_>,
+) {
+    t.render_nth_into(out, |n, name| match vars.get(n) {
         Some(Placeholder::Api) => Some(Cow::Borrowed(ctx.api)),
         Some(Placeholder::Web) => Some(Cow::Borrowed(ctx.web)),
         Some(Placeholder::Field(slot)) => match slot.and_then(|s| view.0[s]) {

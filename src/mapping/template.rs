@@ -70,15 +70,18 @@ impl Template {
         &self,
         mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> String {
-        self.render_nth(|_, name| lookup(name))
+        let mut out = String::with_capacity(self.literal_len + 64);
+        self.render_nth_into(&mut out, |_, name| lookup(name));
+        out
     }
 
-    /// The same, telling `lookup` each placeholder's place among [`Template::vars`] too.
-    pub fn render_nth<'a>(
+    /// The same, appended to `out` (a buffer reused from one rendering to the next), and
+    /// telling `lookup` each placeholder's place among [`Template::vars`] too.
+    pub fn render_nth_into<'a>(
         &self,
+        out: &mut String,
         mut lookup: impl FnMut(usize, &str) -> Option<std::borrow::Cow<'a, str>>,
-    ) -> String {
-        let mut out = String::with_capacity(self.literal_len + 64);
+    ) {
         let mut n = 0;
         for part in &self.parts {
             match part {
@@ -91,7 +94,6 @@ impl Template {
                 }
             }
         }
-        out
     }
 }
 
