@@ -8,6 +8,9 @@ use serde::Deserialize;
 
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// More serving threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -99,6 +102,12 @@ impl Settings {
             if !matches!(u.scheme(), "http" | "https") {
                 anyhow::bail!("server.public_url must be an http or https URL");
             }
+        }
+        if self.server.workers > MAX_WORKERS {
+            anyhow::bail!(
+                "server.workers: {} serving threads is more than {MAX_WORKERS}; 0 is one per CPU",
+                self.server.workers
+            );
         }
         if self.server.request_timeout_secs <= 0.0 || self.upstream.timeout_secs <= 0.0 {
             anyhow::bail!("timeouts must be positive");

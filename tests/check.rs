@@ -146,3 +146,22 @@ fn readme_operation_table_is_generated_from_the_mappings() {
         "README's operation table must be `forgebridge routes` output"
     );
 }
+
+#[test]
+fn serving_threads_are_validated_with_the_settings() {
+    let check_with = |workers: &str| {
+        Command::new(env!("CARGO_BIN_EXE_forgebridge"))
+            .arg("check")
+            .env("FORGEBRIDGE__SERVER__WORKERS", workers)
+            .output()
+            .expect("run check")
+    };
+    assert!(check_with("4").status.success());
+    let out = check_with("100000");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("server.workers") && text.contains("100000"),
+        "{text}"
+    );
+}
