@@ -37,11 +37,12 @@ pub fn run(
     workers: usize,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
+    let workers = workers.max(1);
     let ids = Counter::default();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
     let mut threads = Vec::with_capacity(workers);
-    for n in 0..workers.max(1) {
+    for n in 0..workers {
         let listener = listener.try_clone()?;
         let (gateway, ids, mut stopped, ended) =
             (gateway.clone(), ids.clone(), stopped.clone(), ended.clone());

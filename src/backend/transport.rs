@@ -168,8 +168,10 @@ impl Transport {
             .entry(http::header::USER_AGENT)
             .or_insert_with(|| self.user_agent.clone());
         if !headers.contains_key(http::header::HOST) {
-            let host = HeaderValue::from_str(authority.as_str()).map_err(|_| Failure::Connect)?;
-            headers.insert(http::header::HOST, host);
+            headers.insert(
+                http::header::HOST,
+                host_header(&uri).ok_or(Failure::Connect)?,
+            );
         }
         // Origin form on the wire: the connection already knows the origin.
         *req.uri_mut() = Uri::from(
@@ -233,6 +235,16 @@ impl Transport {
         });
         Ok(sender)
     }
+}
+
+/// The Host header of requests to `uri`: its host and any port it names, never user info.
+pub fn host_header(uri: &Uri) -> Option<HeaderValue> {
+    let authority = uri.authority()?;
+    let host = match authority.port() {
+        Some(port) => format!("{}:{port}", authority.host()),
+        None => authority.host().to_string(),
+    };
+    HeaderValue::from_str(&host).ok()
 }
 
 /// One part of a multipart/form-data body: a text value, or a file with its media type.
@@ -315,4 +327,21 @@ fn quoted(s: &str) -> String {
             c => c,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_keeps_host_and_port_only() {
+        let host = |u: &str| host_header(&u.parse().expect("a URI")).expect("a host");
+        assert_eq!(host("https://ghe.example.com/api/v3"), "ghe.example.com");
+        assert_eq!(host("http://127.0.0.1:3000/api/v1"), "127.0.0.1:3000");
+        assert_eq!(
+            host("http://bot:s3cret@gitea.local:8080/"),
+            "gitea.local:8080"
+        );
+        assert_eq!(host("http://[::1]:8080/"), "[::1]:8080");
+    }
 }

@@ -77,12 +77,12 @@ impl UpstreamForge {
             format!("{base_url}{base_path}")
         };
         let origin = parsed.origin().ascii_serialization();
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => anyhow::bail!("upstream URL has no host: {base_url}"),
-        };
-        let host = http::HeaderValue::from_str(&host)?;
+        let host = api_root
+            .parse::<http::Uri>()
+            .ok()
+            .as_ref()
+            .and_then(transport::host_header)
+            .ok_or_else(|| anyhow::anyhow!("upstream URL has no usable host: {base_url}"))?;
         Ok(UpstreamForge {
             host,
             dialect,
