@@ -521,6 +521,10 @@ def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
 
+def socket_errors(r):
+    return r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+
+
 def render(results, paced, info, startup, idle, args):
     lines = []
     w = lines.append
@@ -545,7 +549,7 @@ def render(results, paced, info, startup, idle, args):
     w("| case | target | request | req/s | p50 ms | p99 ms | errors / non-2xx | proxy CPU µs/req | upstream CPU µs/req | peak RSS of proxy (MiB) | other load on the machine |")
     w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+        errs = socket_errors(r)
         rss = f"{r['peak_rss_kib'] / 1024:.1f}" if r.get("peak_rss_kib") else "—"
         if r["target"] == "a":
             rss = f"(upstream: {r['upstream_peak_rss_kib'] / 1024:.1f})"
@@ -593,7 +597,7 @@ def render(results, paced, info, startup, idle, args):
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in paced:
         by = {p["target"]: p for p in paced if p["case"] == r["case"]}
-        errs = r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"]
+        errs = socket_errors(r)
         over = []
         for base in ("b", "a"):
             over.append("—" if r["target"] == base or base not in by or r["target"] == "a"
@@ -622,17 +626,14 @@ def render(results, paced, info, startup, idle, args):
         if "b" in by and "d" in by:
             ratio = by["d"]["rps"] / by["b"]["rps"]
             w(f"| translating throughput ≥ 0.9× nginx ({case}) | {ratio:.2f}× | {verdict(ratio >= 0.9)} |")
-    for case in cases:
-        by = {r["target"]: r for r in results if r["case"] == case}
-        if "b" in by and "d" in by:
-            added = (by["d"]["p99_us"] - by["b"]["p99_us"]) / 1000
-            w(f"| added p99 < 1 ms at {args.connections} connections, saturated, (d) − (b) ({case}) | {added:+.2f} ms | {verdict(added < 1)} |")
-    for case in cases:
-        by = {r["target"]: r for r in paced if r["case"] == case}
-        if "b" in by and "d" in by:
-            added = (by["d"]["p99_us"] - by["b"]["p99_us"]) / 1000
-            w(f"| added p99 < 1 ms at {args.connections} connections, fixed load of {by['d']['offered_rps']:.0f} req/s, (d) − (b) ({case}) "
-              f"| {added:+.2f} ms | {verdict(added < 1)} |")
+    for rows in (results, paced):
+        for case in cases:
+            by = {r["target"]: r for r in rows if r["case"] == case}
+            if "b" in by and "d" in by:
+                added = (by["d"]["p99_us"] - by["b"]["p99_us"]) / 1000
+                load = "saturated" if rows is results else f"fixed load of {by['d']['offered_rps']:.0f} req/s"
+                w(f"| added p99 < 1 ms at {args.connections} connections, {load}, (d) − (b) ({case}) "
+                  f"| {added:+.2f} ms | {verdict(added < 1)} |")
     peak = idle["hwm_with_conns_kib"] / 1024
     w(f"| peak RSS < 40 MiB with {idle['connections']} open connections | {peak:.1f} MiB | {verdict(peak < 40)} |")
     for kind, s in startup.items():
@@ -698,27 +699,37 @@ def main():
                 pids += children(p.pid)
         return pids
 
-    def wrk_case(case, target, port, path, headers, proxy_pids, ref, expect_items=None, label=None):
-        check_once(port, path, headers, expect_items)
-        url = f"http://{HOST}:{port}{path}"
-        run_wrk(url, args.warmup, args.connections, args.threads, report_lua, headers)
-        ours = list(set(all_pids() + [ref.pid]))
+    def measure(url, script, headers, ours, env=None, before=lambda: None):
+        """One wrk case: a warm-up, a wait for the machine to calm down, `before()`, then the
+        measured run, with the CPU other processes used meanwhile."""
+        run_wrk(url, args.warmup, args.connections, args.threads, script, headers, env=env)
         quiet = wait_quiet(ours)
-        reset_hwm(proxy_pids + [ref.pid])
-        cpu0 = (cpu_s(proxy_pids), cpu_s([ref.pid]))
+        before()
         foreign = Foreign(ours)
-        r = run_wrk(url, args.duration, args.connections, args.threads, report_lua, headers)
+        r = run_wrk(url, args.duration, args.connections, args.threads, script, headers, env=env)
         r["foreign_cpu_pct"] = foreign.pct()
         r["foreign_before_pct"] = quiet
-        r["proxy_cpu_us_per_req"] = (cpu_s(proxy_pids) - cpu0[0]) * 1e6 / max(1, r["requests"]) if proxy_pids else None
-        r["upstream_cpu_us_per_req"] = (cpu_s([ref.pid]) - cpu0[1]) * 1e6 / max(1, r["requests"])
-        r.update(case=case, target=target, method="GET", path=path, target_label=label)
         r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+        return r
+
+    def wrk_case(case, target, port, path, headers, proxy_pids, ref, expect_items=None, label=None):
+        check_once(port, path, headers, expect_items)
+        cpu0 = {}
+
+        def before():
+            reset_hwm(proxy_pids + [ref.pid])
+            cpu0.update(proxy=cpu_s(proxy_pids), upstream=cpu_s([ref.pid]))
+
+        r = measure(f"http://{HOST}:{port}{path}", report_lua, headers,
+                    list(set(all_pids() + [ref.pid])), before=before)
+        r["proxy_cpu_us_per_req"] = (cpu_s(proxy_pids) - cpu0["proxy"]) * 1e6 / max(1, r["requests"]) if proxy_pids else None
+        r["upstream_cpu_us_per_req"] = (cpu_s([ref.pid]) - cpu0["upstream"]) * 1e6 / max(1, r["requests"])
+        r.update(case=case, target=target, method="GET", path=path, target_label=label)
         r["peak_rss_kib"] = hwm_kib(proxy_pids) if proxy_pids else None
         r["upstream_peak_rss_kib"] = hwm_kib([ref.pid])
         results.append(r)
         log(f"{case} {target}: {r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
-            f"status errors {r['err_status']}, socket errors {r['err_connect'] + r['err_read'] + r['err_write'] + r['err_timeout']}")
+            f"status errors {r['err_status']}, socket errors {socket_errors(r)}")
 
     def paced_cases(case, spec, headers):
         """Latency at one fixed offered load for every target of `spec` ({target: (port, path)}):
@@ -728,16 +739,9 @@ def main():
         rate = 0.5 * slowest
         pace_ms = max(1, round(args.connections / rate * 1000))
         for target, (port, path) in spec.items():
-            url = f"http://{HOST}:{port}{path}"
-            env = {"FB_PACE_MS": str(pace_ms)}
-            run_wrk(url, args.warmup, args.connections, args.threads, paced_lua, headers, env=env)
-            ours = list(set(all_pids()))
-            quiet = wait_quiet(ours)
-            foreign = Foreign(ours)
-            r = run_wrk(url, args.duration, args.connections, args.threads, paced_lua, headers, env=env)
-            r.update(case=case, target=target, path=path, pace_ms=pace_ms, offered_rps=rate,
-                     foreign_cpu_pct=foreign.pct(), foreign_before_pct=quiet)
-            r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+            r = measure(f"http://{HOST}:{port}{path}", paced_lua, headers, list(set(all_pids())),
+                        env={"FB_PACE_MS": str(pace_ms)})
+            r.update(case=case, target=target, path=path, pace_ms=pace_ms, offered_rps=rate)
             paced.append(r)
             log(f"{case} {target} at a fixed load ({pace_ms} ms between requests per connection): "
                 f"{r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
