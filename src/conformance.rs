@@ -8,7 +8,6 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use serde_json::{json, Value};
 
 use crate::backend::transport::Transport;
@@ -649,7 +648,7 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
             }
             None => Bytes::new(),
         };
-        let req = req.body(Full::new(payload));
+        let req = req.body(payload);
         let transport = &transport;
         async move {
             let req = req.map_err(|e| format!("cannot build the request: {e}"))?;
@@ -696,11 +695,7 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
             }
         };
         let status = reply.status.as_u16();
-        let link = reply
-            .headers
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let link = reply.headers.get("link").map(str::to_string);
         let body: Value = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
         let verdict = if status == 501 && !c.name.starts_with("error.") {
             match check_fields(&body, &["message"]).or_else(|| check_fields(&body, &["error"])) {

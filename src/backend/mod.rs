@@ -6,6 +6,7 @@ pub mod avatars;
 pub mod reference;
 pub mod transport;
 pub mod upstream;
+mod wire;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,26 +1,30 @@
 //! The upstream transport: HTTP/1.1 connections (HTTPS through rustls with the system's roots,
-//! else the bundled webpki roots) kept in a pool per serving thread, a deadline over the whole
-//! exchange, a cap on the answer's size, and multipart bodies for uploads.
+//! else the bundled webpki roots) kept in a pool per serving thread, each exchange driven by the
+//! calling task (`wire`), a deadline over it, a cap on the answer's size, and multipart bodies.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderValue, Request, StatusCode, Uri};
-use http_body_util::Full;
-use hyper::client::conn::http1::SendRequest;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use tower::ServiceExt;
+use http::uri::{Authority, Scheme};
+use http::{HeaderValue, Request, StatusCode, Uri};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
 
-use crate::bounded::Unread;
+pub use super::wire::Headers;
+use super::wire::{Connection, WireError};
 
 /// An answer read to its end.
 pub struct Reply {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    pub headers: Headers,
     pub body: Bytes,
 }
 
@@ -52,44 +56,104 @@ impl std::fmt::Display for Failure {
 const MAX_IDLE: usize = 64;
 const IDLE_FOR: Duration = Duration::from_secs(60);
 
-type Sender = SendRequest<Full<Bytes>>;
+/// A connection's byte stream: TCP, or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
+    }
+
+    /// Whether an idle connection can carry a request: the upstream has neither closed it nor
+    /// sent anything unasked. (Nothing was read since the last answer ended, so any byte
+    /// waiting now is a close, a TLS alert or garbage.)
+    fn is_quiet(&self, cx: &mut Context<'_>) -> bool {
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        self.tcp().poll_peek(cx, &mut buf).is_pending()
+    }
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+type Conn = Connection<Stream>;
 
 /// The idle connections to one origin, oldest first.
 struct Idle {
     scheme: Scheme,
     authority: Authority,
-    senders: VecDeque<(Sender, Instant)>,
+    conns: VecDeque<(Conn, Instant)>,
 }
 
 /// Each serving thread runs its own single-threaded runtime (`server::run`), so each keeps its
-/// own idle connections: a connection is driven by the thread that uses it, and taking one
-/// needs no lock. (A task that moves between threads, in `forgebridge conformance`, gives its
-/// connection back to the pool of the thread it ends on.)
+/// own idle connections: a connection is used by the task on the thread that took it, and
+/// taking one needs no lock. (A task that moves between threads, in `forgebridge conformance`,
+/// gives its connection back to the pool of the thread it ends on.)
 #[derive(Default)]
 struct Pools(thread_local::ThreadLocal<RefCell<Vec<Idle>>>);
 
 impl Pools {
-    /// An idle connection to the origin that is still open, newest first.
-    fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<Sender> {
+    /// An idle connection to the origin that the upstream has not closed, newest first.
+    fn idle(&self, scheme: &Scheme, authority: &Authority, cx: &mut Context<'_>) -> Option<Conn> {
         let mut pools = self.0.get_or_default().borrow_mut();
         let idle = pools
             .iter_mut()
             .find(|i| i.scheme == *scheme && i.authority == *authority)?;
-        while let Some((sender, _)) = idle.senders.pop_back() {
-            if sender.is_ready() && !sender.is_closed() {
-                return Some(sender);
+        while let Some((conn, _)) = idle.conns.pop_back() {
+            if conn.io().is_quiet(cx) {
+                return Some(conn);
             }
         }
         None
     }
 
-    /// Gives back a connection whose answer was read, if it can take the next request (it
-    /// nearly always can at once; one that cannot is closed instead of waited for), and drops
-    /// idle ones that closed or waited too long.
-    fn keep(&self, scheme: &Scheme, authority: &Authority, sender: Sender) {
-        if !sender.is_ready() {
-            return;
-        }
+    /// Gives back a connection whose answer was read, and drops idle ones that waited too
+    /// long or are over the limit.
+    fn keep(&self, scheme: &Scheme, authority: &Authority, conn: Conn) {
         let mut pools = self.0.get_or_default().borrow_mut();
         let at = match pools
             .iter()
@@ -100,26 +164,27 @@ impl Pools {
                 pools.push(Idle {
                     scheme: scheme.clone(),
                     authority: authority.clone(),
-                    senders: VecDeque::new(),
+                    conns: VecDeque::new(),
                 });
                 pools.len() - 1
             }
         };
-        let senders = &mut pools[at].senders;
+        let conns = &mut pools[at].conns;
         let now = Instant::now();
-        while senders.front().is_some_and(|(s, since)| {
-            s.is_closed() || now.duration_since(*since) > IDLE_FOR || senders.len() >= MAX_IDLE
+        while conns.front().is_some_and(|(_, since)| {
+            now.duration_since(*since) > IDLE_FOR || conns.len() >= MAX_IDLE
         }) {
-            senders.pop_front();
+            conns.pop_front();
         }
-        senders.push_back((sender, now));
+        conns.push_back((conn, now));
     }
 }
 
 pub struct Transport {
     pools: Pools,
-    connector: HttpsConnector<HttpConnector>,
+    tls: TlsConnector,
     timeout: Duration,
+    connect_timeout: Duration,
     max_body: usize,
     user_agent: HeaderValue,
 }
@@ -127,22 +192,11 @@ pub struct Transport {
 impl Transport {
     /// `timeout` bounds each whole exchange, connecting at most 5 s of it.
     pub fn new(timeout: Duration, max_body: usize) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let https = match builder.with_native_roots() {
-            Ok(b) => b,
-            Err(_) => hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots(),
-        }
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
         Transport {
             pools: Pools::default(),
-            connector: https,
+            tls: TlsConnector::from(Arc::new(tls_config())),
             timeout,
+            connect_timeout: timeout.min(Duration::from_secs(5)),
             max_body,
             user_agent: HeaderValue::from_static(concat!(
                 "forgebridge/",
@@ -156,9 +210,9 @@ impl Transport {
     }
 
     /// Sends one request and reads its whole answer. Never retried here once it may have
-    /// reached the upstream: the caller decides. (A request refused by an idle connection
-    /// that had closed meanwhile was never written, and goes again on a new connection.)
-    pub async fn send(&self, mut req: Request<Full<Bytes>>) -> Result<Reply, Failure> {
+    /// reached the upstream: the caller decides. (A request that could not be written whole
+    /// on an idle connection, which the upstream had closed meanwhile, goes again on a new one.)
+    pub async fn send(&self, mut req: Request<Bytes>) -> Result<Reply, Failure> {
         let uri = req.uri().clone();
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(Failure::Connect);
@@ -174,67 +228,95 @@ impl Transport {
             );
         }
         // Origin form on the wire: the connection already knows the origin.
-        *req.uri_mut() = Uri::from(
-            uri.path_and_query()
-                .cloned()
-                .unwrap_or_else(|| PathAndQuery::from_static("/")),
-        );
+        let target = uri.path_and_query().map_or("/", |p| p.as_str());
         let exchange = async {
-            let mut fresh = false;
-            let (sender, resp) = loop {
-                let mut sender = match self.pools.idle(scheme, authority) {
-                    Some(sender) => sender,
-                    None => {
-                        fresh = true;
-                        self.connect(&uri).await?
-                    }
-                };
-                match sender.try_send_request(req).await {
-                    Ok(resp) => break (sender, resp),
-                    Err(mut refused) => match refused.take_message() {
-                        Some(unsent) if !fresh => req = unsent,
-                        Some(_) => return Err(Failure::Connect),
-                        None => return Err(Failure::Broken),
-                    },
-                }
+            let idle =
+                std::future::poll_fn(|cx| Poll::Ready(self.pools.idle(scheme, authority, cx)))
+                    .await;
+            let (mut conn, mut fresh) = match idle {
+                Some(conn) => (conn, false),
+                None => (self.connect(scheme, authority).await?, true),
             };
-            let (parts, body) = resp.into_parts();
-            let body = crate::bounded::collect(&parts.headers, body, self.max_body)
-                .await
-                .map_err(|e| match e {
-                    Unread::TooLarge => Failure::TooLarge,
-                    Unread::Broken => Failure::Broken,
-                })?;
-            self.pools.keep(scheme, authority, sender);
-            Ok(Reply {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
+            loop {
+                let sent = conn
+                    .exchange(
+                        req.method(),
+                        target,
+                        req.headers(),
+                        req.body(),
+                        self.max_body,
+                    )
+                    .await;
+                match sent {
+                    Ok((answer, reusable)) => {
+                        if reusable {
+                            self.pools.keep(scheme, authority, conn);
+                        }
+                        return Ok(Reply {
+                            status: answer.status,
+                            headers: answer.headers,
+                            body: answer.body,
+                        });
+                    }
+                    Err(WireError::Unsent) if !fresh => {
+                        conn = self.connect(scheme, authority).await?;
+                        fresh = true;
+                    }
+                    Err(WireError::Unsent) => return Err(Failure::Connect),
+                    Err(WireError::TooLarge) => return Err(Failure::TooLarge),
+                    Err(WireError::Broken) => return Err(Failure::Broken),
+                }
+            }
         };
         tokio::time::timeout(self.timeout, exchange)
             .await
             .unwrap_or(Err(Failure::Timeout))
     }
 
-    /// A new connection, its protocol driven by a task on this thread's runtime.
-    async fn connect(&self, uri: &Uri) -> Result<Sender, Failure> {
-        let io = self
-            .connector
-            .clone()
-            .oneshot(uri.clone())
+    /// A new connection to the origin: TCP without Nagle's delay, and TLS for https.
+    async fn connect(&self, scheme: &Scheme, authority: &Authority) -> Result<Conn, Failure> {
+        let https = *scheme == Scheme::HTTPS;
+        let host = authority.host();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        // An IPv6 literal comes bracketed in a URI.
+        let name = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect((name, port)))
             .await
+            .map_err(|_| Failure::Connect)?
             .map_err(|_| Failure::Connect)?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        let _ = tcp.set_nodelay(true);
+        let stream = if https {
+            let server = rustls::pki_types::ServerName::try_from(name.to_string())
+                .map_err(|_| Failure::Connect)?;
+            let tls = tokio::time::timeout(self.connect_timeout, self.tls.connect(server, tcp))
+                .await
+                .map_err(|_| Failure::Connect)?
+                .map_err(|_| Failure::Connect)?;
+            Stream::Tls(Box::new(tls))
+        } else if *scheme == Scheme::HTTP {
+            Stream::Plain(tcp)
+        } else {
+            return Err(Failure::Connect);
+        };
+        Ok(Connection::new(stream))
     }
+}
+
+/// TLS for https upstreams: the system's trusted roots, else the bundled webpki roots.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    if roots.is_empty() {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports rustls's default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config
 }
 
 /// The Host header of requests to `uri`: its host and any port it names, never user info.

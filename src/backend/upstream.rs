@@ -841,14 +841,12 @@ impl UpstreamForge {
             if let Some(ct) = &content_type {
                 builder = builder.header(http::header::CONTENT_TYPE, ct.as_str());
             }
-            let request = builder
-                .body(http_body_util::Full::new(payload.clone()))
-                .map_err(|_| {
-                    CanonicalError::new(
-                        ErrorKind::Internal,
-                        "cannot build the upstream request (a header value is invalid)",
-                    )
-                })?;
+            let request = builder.body(payload.clone()).map_err(|_| {
+                CanonicalError::new(
+                    ErrorKind::Internal,
+                    "cannot build the upstream request (a header value is invalid)",
+                )
+            })?;
             match self.transport.send(request).await {
                 Ok(reply) => return Ok(self.answer(reply)),
                 // Only a request that never reached the upstream, and only an idempotent one,
@@ -861,13 +859,7 @@ impl UpstreamForge {
 
     fn answer(&self, reply: transport::Reply) -> Answer {
         crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
-        let header = |name: &str| {
-            reply
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
+        let header = |name: &str| reply.headers.get(name).map(str::to_string);
         let link = header("link");
         let total = self
             .dialect
@@ -1027,17 +1019,14 @@ impl Backend for UpstreamForge {
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
         Box::pin(async move {
             let url = format!("{}/avatars/{}", self.base_url, encode_path(rest));
-            let request = http::Request::get(url)
-                .body(http_body_util::Full::new(Bytes::new()))
-                .ok()?;
+            let request = http::Request::get(url).body(Bytes::new()).ok()?;
             let reply = self.transport.send(request).await.ok()?;
             if !reply.status.is_success() {
                 return None;
             }
             let content_type = reply
                 .headers
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
+                .get("content-type")
                 .unwrap_or("application/octet-stream")
                 .to_string();
             Some(Avatar {
