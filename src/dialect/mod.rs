@@ -58,15 +58,14 @@ pub async fn decode(
     Ok(req)
 }
 
+/// A JSON answer, its text written by `write` into a buffer of about `size_hint` bytes.
 fn json_response(
     status: http::StatusCode,
-    body: &impl serde::Serialize,
     size_hint: usize,
+    write: impl FnOnce(&mut Vec<u8>),
 ) -> Response<Full<Bytes>> {
     let mut bytes = Vec::with_capacity(size_hint);
-    if sonic_rs::to_writer(&mut bytes, body).is_err() {
-        bytes.clear();
-    }
+    write(&mut bytes);
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -74,6 +73,14 @@ fn json_response(
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
     resp
+}
+
+/// Appends a value's JSON text (nothing if it cannot be serialized).
+fn serialized(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    let start = out.len();
+    if sonic_rs::to_writer(&mut *out, value).is_err() {
+        out.truncate(start);
+    }
 }
 
 /// About the size of one encoded entity, to size answer buffers once.
@@ -117,11 +124,19 @@ pub fn encode(
             } else {
                 page.items.clear();
             }
-            let items: Vec<_> = match &route.response {
-                Some(shape) => page.items.iter().map(|o| shape.response(o, &ctx)).collect(),
-                None => Vec::new(),
-            };
-            let mut resp = json_response(route.status, &items, ENTITY_SIZE * items.len() + 2);
+            let size = ENTITY_SIZE * page.items.len() + 2;
+            let mut resp = json_response(route.status, size, |out| {
+                out.push(b'[');
+                if let Some(shape) = &route.response {
+                    for (n, item) in page.items.iter().enumerate() {
+                        if n > 0 {
+                            out.push(b',');
+                        }
+                        shape.response(item, &ctx).write(out);
+                    }
+                }
+                out.push(b']');
+            });
             if let Some(p) = req.paging {
                 // Links repeat the client's query, but never a token it put there.
                 let query: Vec<(String, String)> = query
@@ -144,16 +159,18 @@ pub fn encode(
         Outcome::Entity(obj) => {
             let mut resp = match (&route.response, &route.body) {
                 (Some(shape), _) if route.list_of_one => {
-                    json_response(route.status, &[shape.response(&obj, &ctx)], ENTITY_SIZE)
+                    json_response(route.status, ENTITY_SIZE, |out| {
+                        out.push(b'[');
+                        shape.response(&obj, &ctx).write(out);
+                        out.push(b']');
+                    })
                 }
-                (Some(shape), _) => {
-                    json_response(route.status, &shape.response(&obj, &ctx), ENTITY_SIZE)
-                }
-                (None, Some(body)) => json_response(
-                    route.status,
-                    &body.fill(&crate::mapping::body::no_facts),
-                    128,
-                ),
+                (Some(shape), _) => json_response(route.status, ENTITY_SIZE, |out| {
+                    shape.response(&obj, &ctx).write(out)
+                }),
+                (None, Some(body)) => json_response(route.status, 128, |out| {
+                    serialized(out, &body.fill(&crate::mapping::body::no_facts))
+                }),
                 (None, None) => empty_response(route.status),
             };
             if let Some(t) = &route.location {
@@ -165,11 +182,9 @@ pub fn encode(
             resp
         }
         Outcome::Done => match &route.body {
-            Some(body) => json_response(
-                route.status,
-                &body.fill(&crate::mapping::body::no_facts),
-                128,
-            ),
+            Some(body) => json_response(route.status, 128, |out| {
+                serialized(out, &body.fill(&crate::mapping::body::no_facts))
+            }),
             None => empty_response(route.status),
         },
     }

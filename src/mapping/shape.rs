@@ -10,7 +10,6 @@ use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::de::StrRead;
 use serde_json::Value;
@@ -42,6 +41,8 @@ pub struct Shape {
     /// ([`View`]) instead of one map search per field and URL placeholder.
     looked_up: Vec<String>,
     lookups: Vec<Lookups>,
+    /// Each rule's answer key as JSON text with its colon (`"login":`), escaped once here.
+    json_keys: Vec<Box<[u8]>>,
 }
 
 /// Where one written rule finds its canonical values among [`Shape::looked_up`].
@@ -493,7 +494,12 @@ impl Shape {
                 },
             })
             .collect();
+        let json_keys = fields
+            .iter()
+            .map(|rule| json_key(rule.path.last().unwrap_or(&rule.key)))
+            .collect();
         Shape {
+            json_keys,
             looked_up,
             lookups,
             decoded,
@@ -554,51 +560,42 @@ impl Shape {
         clashes
     }
 
-    fn write_entries<M: SerializeMap>(
+    /// Writes the members of an object (without its braces), `first` telling whether a comma
+    /// is due before the next one.
+    fn write_members(
         &self,
         entries: &[Out],
-        obj: &Object,
         view: &View<'_>,
         ctx: &EncodeCtx<'_>,
-        map: &mut M,
-    ) -> Result<(), M::Error> {
+        out: &mut Vec<u8>,
+        first: &mut bool,
+    ) {
         // One buffer for every URL field of the object, each written out before the next.
         let mut url = String::new();
         for entry in entries {
             let i = match entry {
                 Out::Group(key, inner) => {
-                    map.serialize_entry(
-                        key,
-                        &Encoded {
-                            shape: self,
-                            entries: inner,
-                            obj,
-                            view: Some(view),
-                            ctx,
-                        },
-                    )?;
+                    member(out, first, &json_key(key));
+                    out.push(b'{');
+                    self.write_members(inner, view, ctx, out, &mut true);
+                    out.push(b'}');
                     continue;
                 }
                 Out::Rule(i) => *i,
             };
             let rule = &self.fields[i];
-            let leaf = rule.path.last().unwrap_or(&rule.key);
             let piece = match &rule.source {
                 Source::Canonical(_) => match self.canonical_in(view, i) {
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                     Some(v) => match (&rule.nested, v) {
                         (Some(nested), Value::Object(inner)) if rule.merge => {
-                            nested.write_entries(
-                                &nested.out,
-                                inner,
-                                &nested.view(inner),
-                                ctx,
-                                map,
-                            )?;
+                            // The nested shape's members join this object.
+                            nested.write_members(&nested.out, &nested.view(inner), ctx, out, first);
                             continue;
                         }
                         (Some(nested), Value::Object(inner)) => {
-                            map.serialize_entry(leaf, &nested.response(inner, ctx))?;
+                            member(out, first, &self.json_keys[i]);
+                            nested.response(inner, ctx).write(out);
                             continue;
                         }
                         _ => rule.outbound(v),
@@ -623,9 +620,9 @@ impl Shape {
                 }
                 Source::Compute(Compute::Null) => Piece::Null,
             };
-            map.serialize_entry(leaf, &piece)?;
+            member(out, first, &self.json_keys[i]);
+            piece.write(out);
         }
-        Ok(())
     }
 
     /// Finds the looked-up fields in one pass over the object's keys, which a `serde_json`
@@ -771,12 +768,15 @@ impl Shape {
                 _ => rule.inbound_value(raw),
             };
         }
-        // In key order already, so the map is built in one pass without searching.
-        self.decoded
-            .iter()
-            .zip(found)
-            .filter_map(|(field, value)| Some((field.clone(), value?)))
-            .collect()
+        // In key order already, so the map is built in one pass without searching; gathered
+        // into a vector of the right size first (a filtered iterator cannot tell its length).
+        let mut entries = Vec::with_capacity(found.iter().flatten().count());
+        for (field, value) in self.decoded.iter().zip(found) {
+            if let Some(value) = value {
+                entries.push((field.clone(), value));
+            }
+        }
+        entries.into_iter().collect()
     }
 
     /// A client's request body → canonical input and parameters, checked against the rules
@@ -914,9 +914,9 @@ pub struct Encoded<'a> {
     ctx: &'a EncodeCtx<'a>,
 }
 
-impl Serialize for Encoded<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
+impl Encoded<'_> {
+    /// Appends the answer's JSON text to `out`.
+    pub fn write(&self, out: &mut Vec<u8>) {
         let found;
         let view = match self.view {
             Some(view) => view,
@@ -925,9 +925,10 @@ impl Serialize for Encoded<'_> {
                 &found
             }
         };
+        out.push(b'{');
         self.shape
-            .write_entries(self.entries, self.obj, view, self.ctx, &mut map)?;
-        map.end()
+            .write_members(self.entries, view, self.ctx, out, &mut true);
+        out.push(b'}');
     }
 }
 
@@ -953,14 +954,78 @@ impl Piece<'_> {
     }
 }
 
-impl Serialize for Piece<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl Piece<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
         match self {
-            Piece::Null => serializer.serialize_unit(),
-            Piece::Ref(v) => v.serialize(serializer),
-            Piece::Str(s) => serializer.serialize_str(s),
-            Piece::String(s) => serializer.serialize_str(s),
-            Piece::Owned(v) => v.serialize(serializer),
+            Piece::Null => out.extend_from_slice(b"null"),
+            Piece::Ref(v) => write_value(out, v),
+            Piece::Str(s) => write_str(out, s),
+            Piece::String(s) => write_str(out, s),
+            Piece::Owned(v) => write_value(out, v),
+        }
+    }
+}
+
+/// Appends a member's key (JSON text with its colon), after a comma unless it is the first.
+fn member(out: &mut Vec<u8>, first: &mut bool, key: &[u8]) {
+    if !std::mem::take(first) {
+        out.push(b',');
+    }
+    out.extend_from_slice(key);
+}
+
+/// A key as JSON text with its colon: `"login":`.
+fn json_key(key: &str) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(key.len() + 3);
+    write_str(&mut out, key);
+    out.push(b':');
+    out.into_boxed_slice()
+}
+
+/// Appends a JSON string, escaped by sonic-rs (SIMD: answers are mostly strings).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    use sonic_rs::format::Formatter;
+    // Writing to a vector cannot fail.
+    let _ = sonic_rs::format::CompactFormatter.write_string_fast(out, s, true);
+}
+
+/// Appends any JSON value, numbers formatted as sonic-rs formats them.
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    use sonic_rs::format::{CompactFormatter, Formatter};
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            let _ = match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => CompactFormatter.write_u64(out, u),
+                (None, Some(i), _) => CompactFormatter.write_i64(out, i),
+                (None, None, Some(f)) => CompactFormatter.write_f64(out, f),
+                (None, None, None) => CompactFormatter.write_null(out),
+            };
+        }
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (n, item) in items.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (n, (key, item)) in map.iter().enumerate() {
+                if n > 0 {
+                    out.push(b',');
+                }
+                write_str(out, key);
+                out.push(b':');
+                write_value(out, item);
+            }
+            out.push(b'}');
         }
     }
 }
@@ -1037,7 +1102,8 @@ mod tests {
         let mut checked = 0;
         each_answer_shape(|dialect, shape| {
             let obj = sample(shape.entity);
-            let bytes = serde_json::to_vec(&shape.response(&obj, &ctx)).expect("encodes");
+            let mut bytes = Vec::new();
+            shape.response(&obj, &ctx).write(&mut bytes);
             check(dialect, shape, &obj, &params, &bytes);
             checked += 1;
         });
