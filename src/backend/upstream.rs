@@ -814,39 +814,42 @@ impl UpstreamForge {
             .credential
             .as_ref()
             .and_then(|cred| auth::emit(&self.dialect.auth, cred));
-        let (content_type, payload) = match &body {
+        let mut headers = http::HeaderMap::with_capacity(6);
+        headers.insert(http::header::HOST, self.host.clone());
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some((name, value)) = credential {
+            headers.insert(name, value);
+        }
+        let payload = match &body {
             // A file travels as a multipart part where the dialect takes forms (GitLab).
             Some(json) if self.dialect.forms && has_file(json) => {
-                let (ct, bytes) = multipart_form(json);
-                (Some(ct), bytes)
+                let (content_type, bytes) = multipart_form(json);
+                let content_type = http::HeaderValue::from_str(&content_type).map_err(|_| {
+                    CanonicalError::new(ErrorKind::Internal, "cannot build a multipart body")
+                })?;
+                headers.insert(http::header::CONTENT_TYPE, content_type);
+                bytes
             }
-            Some(json) => (
-                Some("application/json".to_string()),
-                Bytes::from(serde_json::to_vec(json).unwrap_or_default()),
-            ),
-            None => (None, Bytes::new()),
+            Some(json) => {
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                Bytes::from(serde_json::to_vec(json).unwrap_or_default())
+            }
+            None => Bytes::new(),
         };
         let idempotent = matches!(route.method, Method::GET | Method::HEAD);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut builder = http::Request::builder()
-                .method(route.method.clone())
-                .uri(uri.clone())
-                .header(http::header::HOST, self.host.clone())
-                .header(http::header::ACCEPT, "application/json");
-            if let Some((name, value)) = credential.clone() {
-                builder = builder.header(name, value);
-            }
-            if let Some(ct) = &content_type {
-                builder = builder.header(http::header::CONTENT_TYPE, ct.as_str());
-            }
-            let request = builder.body(payload.clone()).map_err(|_| {
-                CanonicalError::new(
-                    ErrorKind::Internal,
-                    "cannot build the upstream request (a header value is invalid)",
-                )
-            })?;
+            let mut request = http::Request::new(payload.clone());
+            *request.method_mut() = route.method.clone();
+            *request.uri_mut() = uri.clone();
+            *request.headers_mut() = headers.clone();
             match self.transport.send(request).await {
                 Ok(reply) => return Ok(self.answer(reply)),
                 // Only a request that never reached the upstream, and only an idempotent one,

@@ -1059,6 +1059,11 @@ fn render_url(
 
 /// Percent-encodes one path segment (borrowed when nothing needs escaping).
 pub fn encode_segment(s: &str) -> Cow<'_, str> {
+    // Most segments (logins, names) need nothing: one plain pass says so.
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    if s.bytes().all(unreserved) {
+        return Cow::Borrowed(s);
+    }
     percent_encoding::utf8_percent_encode(s, SEGMENT).into()
 }
 
@@ -1214,6 +1219,17 @@ mod tests {
             // skipped, either way, but no crash.
             let _ = shape.decode_slice(b"{\"login\": \"\xff\xfe\", \"x\": \"\xff\"}");
         });
+    }
+
+    #[test]
+    fn segments_are_percent_encoded_only_where_needed() {
+        assert!(matches!(
+            encode_segment("acme-corp_1.x~"),
+            Cow::Borrowed("acme-corp_1.x~")
+        ));
+        assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(encode_segment("café"), "caf%C3%A9");
+        assert_eq!(encode_segment(""), "");
     }
 
     #[test]
