@@ -130,9 +130,31 @@ pub struct AccessLine<'a> {
     pub latency_ms: f64,
 }
 
-/// Now, as RFC 3339 UTC with microseconds (what tracing's text format prints).
+/// Now, as RFC 3339 UTC with microseconds (what tracing's text format prints). The part up to
+/// the second is formatted once a second per thread; the microseconds are appended.
 fn timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    thread_local! {
+        static SECOND: std::cell::RefCell<(i64, String)> = const {
+            std::cell::RefCell::new((i64::MIN, String::new()))
+        };
+    }
+    let now = chrono::Utc::now();
+    let micros = now.timestamp_subsec_micros().min(999_999);
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != now.timestamp() {
+            *second = (
+                now.timestamp(),
+                now.format("%Y-%m-%dT%H:%M:%S.").to_string(),
+            );
+        }
+        let mut stamp = String::with_capacity(second.1.len() + 7);
+        stamp.push_str(&second.1);
+        let mut digits = itoa::Buffer::new();
+        stamp.push_str(&digits.format(1_000_000 + micros)[1..]);
+        stamp.push('Z');
+        stamp
+    })
 }
 
 /// Whether access-log lines are wanted (logging is set up and lets INFO of the access target
@@ -178,7 +200,16 @@ pub fn access(line: &AccessLine<'_>) {
         out.extend_from_slice(line.method.as_bytes());
         out.extend_from_slice(b" path=");
         out.extend_from_slice(line.path.as_bytes());
-        out.extend_from_slice(format!(" request_id={:?}", line.request_id).as_bytes());
+        out.extend_from_slice(b" request_id=");
+        // Ids are mostly plain (`fb-12`); any other goes through Debug's escaping.
+        let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':');
+        if line.request_id.bytes().all(plain) {
+            out.push(b'"');
+            out.extend_from_slice(line.request_id.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(format!("{:?}", line.request_id).as_bytes());
+        }
         for (key, value) in [
             (" dialect=\"", line.dialect),
             (" operation=\"", line.operation),
@@ -209,4 +240,25 @@ pub fn access(line: &AccessLine<'_>) {
     }
     out.push(b'\n');
     batch.append(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        for _ in 0..3 {
+            let before = chrono::Utc::now();
+            let stamp = super::timestamp();
+            let after = chrono::Utc::now();
+            let parsed = chrono::DateTime::parse_from_rfc3339(&stamp).expect("RFC 3339");
+            let micros = parsed.timestamp_micros();
+            assert!(
+                before.timestamp_micros() <= micros && micros <= after.timestamp_micros(),
+                "{stamp}"
+            );
+            let fraction = stamp.rsplit('.').next().unwrap_or_default();
+            assert_eq!(fraction.len(), 7, "{stamp}");
+            assert!(stamp.ends_with('Z'), "{stamp}");
+        }
+    }
 }
