@@ -1,18 +1,21 @@
 //! Logging: tracing events, formatted by tracing-subscriber (text or JSON), and the access log,
 //! one preformatted line per request in the same format, written to stderr in batches. A request
-//! only appends its line to a shared buffer; the buffer goes out in one write when it fills,
-//! every 100 ms, and when the returned guard is dropped.
+//! only appends its line to a shared buffer; a writer thread sends the buffer out in one write
+//! when 64 KiB are waiting and every 100 ms, so a serving thread never waits on stderr.
 
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Flush at this many buffered bytes, without waiting for the tick.
+/// Wake the writer at this many buffered bytes, without waiting for the tick.
 const FLUSH_AT: usize = 64 * 1024;
 const TICK: Duration = Duration::from_millis(100);
+/// While this much waits unwritten (stderr is slower than the lines come), further lines are
+/// dropped and counted, rather than held in memory or making requests wait.
+const MAX_WAITING: usize = 8 * 1024 * 1024;
 
 /// Where access-log lines go, once logging is set up.
 static ACCESS: OnceLock<(Arc<Batch>, bool)> = OnceLock::new();
@@ -20,39 +23,81 @@ static ACCESS: OnceLock<(Arc<Batch>, bool)> = OnceLock::new();
 #[derive(Default)]
 struct Batch {
     buf: Mutex<Vec<u8>>,
+    /// Signalled when `FLUSH_AT` bytes are waiting.
+    full: Condvar,
+    dropped: AtomicU64,
     stopped: AtomicBool,
 }
 
 impl Batch {
     fn append(&self, data: &[u8]) {
         let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+        if buf.len() + data.len() > MAX_WAITING {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let before = buf.len();
         buf.extend_from_slice(data);
-        if buf.len() >= FLUSH_AT {
-            write_out(&mut buf);
+        if before < FLUSH_AT && buf.len() >= FLUSH_AT {
+            self.full.notify_one();
         }
     }
 
-    fn flush(&self) {
-        write_out(&mut self.buf.lock().unwrap_or_else(|e| e.into_inner()));
+    /// Writes out what is waiting (taken from the buffer, written outside the lock), and says
+    /// how many lines were dropped since the last time.
+    fn flush(&self, spare: &mut Vec<u8>) {
+        {
+            let mut buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+            std::mem::swap(&mut *buf, spare);
+        }
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            spare.extend_from_slice(
+                format!("forgebridge: {dropped} log lines dropped: stderr is too slow\n")
+                    .as_bytes(),
+            );
+        }
+        if !spare.is_empty() {
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(spare).and_then(|()| err.flush());
+            spare.clear();
+        }
+        // Keep a spare of ordinary size, not the largest burst's.
+        if spare.capacity() > 4 * FLUSH_AT {
+            *spare = Vec::new();
+        }
     }
-}
 
-/// Writes the buffered lines to stderr in one go and empties the buffer.
-fn write_out(buf: &mut Vec<u8>) {
-    if !buf.is_empty() {
-        let mut err = std::io::stderr().lock();
-        let _ = err.write_all(buf).and_then(|()| err.flush());
-        buf.clear();
+    /// The writer thread: flushes when woken for a full buffer and at every tick.
+    fn write_until_stopped(&self) {
+        let mut spare = Vec::new();
+        while !self.stopped.load(Ordering::Relaxed) {
+            {
+                let buf = self.buf.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = self
+                    .full
+                    .wait_timeout_while(buf, TICK, |b| {
+                        b.len() < FLUSH_AT && !self.stopped.load(Ordering::Relaxed)
+                    })
+                    .map(|_| ());
+            }
+            self.flush(&mut spare);
+        }
     }
 }
 
 /// Writes what is still buffered, and stops the ticker, when dropped.
-pub struct Guard(Arc<Batch>);
+pub struct Guard(Arc<Batch>, Option<std::thread::JoinHandle<()>>);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         self.0.stopped.store(true, Ordering::Relaxed);
-        self.0.flush();
+        self.0.full.notify_one();
+        // The writer's last batch goes out before whatever is still waiting.
+        if let Some(writer) = self.1.take() {
+            let _ = writer.join();
+        }
+        self.0.flush(&mut Vec::new());
     }
 }
 
@@ -87,14 +132,10 @@ pub fn init(level: &str, format: &str) -> Guard {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let batch = Arc::new(Batch::default());
     let ticker = batch.clone();
-    let _ = std::thread::Builder::new()
+    let writer = std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || {
-            while !ticker.stopped.load(Ordering::Relaxed) {
-                std::thread::sleep(TICK);
-                ticker.flush();
-            }
-        });
+        .spawn(move || ticker.write_until_stopped())
+        .ok();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -106,7 +147,7 @@ pub fn init(level: &str, format: &str) -> Guard {
         builder.init();
     }
     let _ = ACCESS.set((batch.clone(), json));
-    Guard(batch)
+    Guard(batch, writer)
 }
 
 /// The target access-log lines are filtered by (`RUST_LOG=forgebridge::access=off` silences them).
