@@ -517,6 +517,14 @@ def cpu_cell(v):
     return "—" if v is None else f"{v:.0f}"
 
 
+def rps_cell(r):
+    """Requests per second; for a case run in rounds, the median round with the range."""
+    rounds = r.get("rounds_rps") or []
+    if len(rounds) < 2:
+        return f"{r['rps']:.0f}"
+    return f"{r['rps']:.0f} ({min(rounds):.0f}–{max(rounds):.0f})"
+
+
 def fmt_ms(us):
     return f"{us / 1000:.2f}"
 
@@ -537,6 +545,9 @@ def render(results, paced, info, startup, idle, args):
     w(f"- load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per case after a {args.warmup} s warm-up "
       f"(creates: {args.create_duration} s after {args.create_warmup} s, each on a freshly started stack); "
       "load generator, proxies and upstream share the same cores")
+    w(f"- rounds: the GET and list cases run {args.rounds} times, targets interleaved in each round; "
+      "each row is the round with the median req/s (the range of all rounds in brackets), "
+      "and the ratios come from those rows")
     w(f"- upstream: the reference forge (`forgebridge serve --reference-seed`, {N_ORGS} orgs, 21 users; "
       f"user `bench` is a member of {N_BENCH_MEMBER} orgs), on loopback")
     w("- nginx: plain `proxy_pass` to an upstream block with `keepalive 64`, HTTP/1.1 to the upstream, "
@@ -554,7 +565,7 @@ def render(results, paced, info, startup, idle, args):
         if r["target"] == "a":
             rss = f"(upstream: {r['upstream_peak_rss_kib'] / 1024:.1f})"
         w(f"| {r['case']} | {TARGET_NAMES[r['target']] if not r.get('target_label') else r['target_label']} | `{r['method']} {r['path']}` "
-          f"| {r['rps']:.0f} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | {errs} / {r['err_status']} "
+          f"| {rps_cell(r)} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | {errs} / {r['err_status']} "
           f"| {cpu_cell(r['proxy_cpu_us_per_req'])} | {cpu_cell(r['upstream_cpu_us_per_req'])} | {rss} "
           f"| {r.get('foreign_cpu_pct', 0):.0f}% |")
     w("")
@@ -649,6 +660,8 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/forgebridge"))
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of the GET and list cases, targets interleaved; the median is kept")
     ap.add_argument("--create-duration", type=int, default=5)
     ap.add_argument("--create-warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
@@ -731,6 +744,22 @@ def main():
         log(f"{case} {target}: {r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
             f"status errors {r['err_status']}, socket errors {socket_errors(r)}")
 
+    def median_rounds(case):
+        """Keeps, per target of `case`, the round with the median throughput (with the range of
+        all rounds), in target order: one busy moment on the machine moves one round, not the
+        result."""
+        mine = [r for r in results if r["case"] == case]
+        for r in mine:
+            results.remove(r)
+        by = {}
+        for r in mine:
+            by.setdefault(r["target"], []).append(r)
+        for t in sorted(by):
+            rounds = sorted(by[t], key=lambda r: r["rps"])
+            keep = rounds[len(rounds) // 2]
+            keep["rounds_rps"] = [r["rps"] for r in rounds]
+            results.append(keep)
+
     def paced_cases(case, spec, headers):
         """Latency at one fixed offered load for every target of `spec` ({target: (port, path)}):
         half of what the slowest target of the saturated run above managed, so that no target
@@ -763,28 +792,34 @@ def main():
         gitea_get = "/api/v1/orgs/acme"
         github_get = "/api/v3/orgs/acme"
         if not only or "get" in only:
-            for t in "abcd":
-                port, pids = targets[t]
-                path = gitea_get if t != "d" else github_get
-                wrk_case("GET one org", t, port, path, None, pids, ref)
-            # The same translated GET with the per-request access log off (log level warn),
-            # to show what logging costs.
+            # (e): the same translated GET with the per-request access log off (log level
+            # warn), to show what logging costs.
             quiet_fb = start_proxy(bin_path, PORT_QUIET_LOG, f"http://{HOST}:{PORT_REF}", "gitea", logdir,
                                    "fb-gitea-warn", env={"FORGEBRIDGE__LOG__LEVEL": "warn"})
             procs.append(quiet_fb)
-            wrk_case("GET one org", "e", PORT_QUIET_LOG, github_get, None, [quiet_fb.pid], ref,
-                     label="(d) with `log.level = warn` (no access log)")
+            for _ in range(args.rounds):
+                for t in "abcde":
+                    if t == "e":
+                        wrk_case("GET one org", "e", PORT_QUIET_LOG, github_get, None, [quiet_fb.pid], ref,
+                                 label="(d) with `log.level = warn` (no access log)")
+                        continue
+                    port, pids = targets[t]
+                    path = gitea_get if t != "d" else github_get
+                    wrk_case("GET one org", t, port, path, None, pids, ref)
             procs.remove(quiet_fb)
             quiet_fb.stop()
+            median_rounds("GET one org")
             paced_cases("GET one org", {"a": (PORT_REF, gitea_get), "b": (PORT_NGINX, gitea_get),
                                         "d": (PORT_FB_GITEA, github_get)}, None)
         if not only or "list50" in only:
             g50 = "/api/v1/user/orgs?limit=50&page=1"
             h50 = "/api/v3/user/orgs?per_page=50&page=1"
-            for t in "abcd":
-                port, pids = targets[t]
-                path = g50 if t != "d" else h50
-                wrk_case("list 50 orgs", t, port, path, bench_h, pids, ref, expect_items=50)
+            for _ in range(args.rounds):
+                for t in "abcd":
+                    port, pids = targets[t]
+                    path = g50 if t != "d" else h50
+                    wrk_case("list 50 orgs", t, port, path, bench_h, pids, ref, expect_items=50)
+            median_rounds("list 50 orgs")
         if not only or "list100" in only:
             # Gitea pages hold at most 50, so the 100-item list is asked in GitHub's dialect from
             # every target: the reference forge serves GitHub natively (a, b), a second proxy
@@ -797,9 +832,11 @@ def main():
                 "c": (PORT_FB_GITHUB, [fbg.pid], "(c′) forgebridge same-dialect GitHub→GitHub"),
                 "d": (PORT_FB_GITEA, [fb.pid], None),
             }
-            for t in "abcd":
-                port, pids, label = spec[t]
-                wrk_case("list 100 orgs", t, port, h100, bench_h, pids, ref, expect_items=100, label=label)
+            for _ in range(args.rounds):
+                for t in "abcd":
+                    port, pids, label = spec[t]
+                    wrk_case("list 100 orgs", t, port, h100, bench_h, pids, ref, expect_items=100, label=label)
+            median_rounds("list 100 orgs")
             paced_cases("list 100 orgs", {"a": (PORT_REF, h100), "b": (PORT_NGINX, h100),
                                           "d": (PORT_FB_GITEA, h100)}, bench_h)
         for p in reversed(procs):
