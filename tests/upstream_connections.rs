@@ -1,11 +1,12 @@
 //! The proxy's upstream connections as an upstream sees them: one kept-alive connection serves
-//! request after request, and a connection the upstream closed while idle is never used again
-//! (the next request goes on a new one and is answered).
+//! request after request, a connection the upstream closed while idle is never used again (the
+//! next request goes on a new one and is answered), and an https upstream is reached over TLS
+//! when its certificate is trusted, and refused when it is not.
 
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ fn gitea_upstream(per_connection: usize) -> (String, Arc<AtomicUsize>) {
     (url, accepted)
 }
 
-fn serve(mut stream: TcpStream, requests: usize) {
+fn serve(mut stream: impl Read + Write, requests: usize) {
     let mut pending = Vec::new();
     for _ in 0..requests {
         let mut buf = [0u8; 4096];
@@ -90,4 +91,80 @@ fn a_connection_the_upstream_closed_is_not_used_again() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
+}
+
+/// A Gitea upstream over TLS on `localhost`, its certificate issued by a CA made for the test;
+/// returns its URL, the CA's PEM file and the connection count.
+fn tls_upstream(dir: &std::path::Path) -> (String, std::path::PathBuf, Arc<AtomicUsize>) {
+    let ca_key = rcgen::KeyPair::generate().expect("a CA key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca.self_signed(&ca_key).expect("a CA certificate");
+    let key = rcgen::KeyPair::generate().expect("a server key");
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("server params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("a server certificate");
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.pem()).expect("write the CA");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .expect("a server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!(
+        "https://localhost:{}",
+        listener.local_addr().expect("addr").port()
+    );
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, Ordering::SeqCst);
+            let config = config.clone();
+            std::thread::spawn(move || {
+                if let Ok(tls) = rustls::ServerConnection::new(config) {
+                    serve(rustls::StreamOwned::new(tls, stream), usize::MAX);
+                }
+            });
+        }
+    });
+    (url, ca_file, accepted)
+}
+
+#[test]
+fn an_https_upstream_is_reached_over_tls_only_when_trusted() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (url, ca_file, accepted) = tls_upstream(dir.path());
+    let ca_file = ca_file.to_string_lossy().to_string();
+    let trusting = Instance::proxy(
+        &url,
+        "gitea",
+        &[
+            ("FORGEBRIDGE__SERVER__WORKERS", "1"),
+            ("SSL_CERT_FILE", ca_file.as_str()),
+        ],
+    );
+    for _ in 0..3 {
+        get_acme(&trusting);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one TLS connection, kept alive"
+    );
+
+    // The same upstream, its CA not trusted: GitHub's 502, and no answer from it passed on.
+    let doubting = proxy(&url);
+    let r = Client::new(format!("{}/api/v3", doubting.url), Some(ADMIN_TOKEN)).get("/orgs/acme");
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert!(r.json()["message"].as_str().is_some(), "{}", r.text);
+    assert!(!r.text.contains("Acme Corp"), "{}", r.text);
 }
