@@ -1,6 +1,6 @@
-//! The HTTP server: one single-threaded tokio runtime per serving thread, all accepting from
-//! the same listening socket; hyper 1 connections, the tower stack around the gateway, and
-//! graceful shutdown on SIGTERM/SIGINT (in-flight requests finish first).
+//! The HTTP server: one single-threaded tokio runtime per serving thread, each fed connections
+//! in turn by an acceptor on the main thread; hyper 1 connections, the tower stack around the
+//! gateway, and graceful shutdown on SIGTERM/SIGINT (in-flight requests finish first).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -27,7 +27,9 @@ fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> {
 }
 
 /// Serves `listener` from `workers` threads until SIGTERM or SIGINT, then lets each drain its
-/// open connections. A connection lives on the thread that accepted it, and so do its upstream
+/// open connections. The main thread accepts and deals connections to the threads in turn (a
+/// shared listening socket let whichever thread woke first take a burst of them: two threads
+/// served 64 connections split 2:1). A connection lives on its thread, and so do its upstream
 /// calls (`Transport` keeps a pool per thread): no request waits on another thread's wake-up,
 /// which on a busy machine costs more than the work itself (bench/PROFILE.md).
 pub fn run(
@@ -39,43 +41,65 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let workers = workers.max(1);
     let ids = Counter::default();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
     let (ended, mut first_end) = tokio::sync::mpsc::unbounded_channel();
     let mut threads = Vec::with_capacity(workers);
+    let mut feeds = Vec::with_capacity(workers);
     for n in 0..workers {
-        let listener = listener.try_clone()?;
-        let (gateway, ids, mut stopped, ended) =
-            (gateway.clone(), ids.clone(), stopped.clone(), ended.clone());
+        let (feed, connections) = tokio::sync::mpsc::unbounded_channel();
+        feeds.push(feed);
+        let (gateway, ids, ended) = (gateway.clone(), ids.clone(), ended.clone());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let thread = std::thread::Builder::new()
             .name(format!("forgebridge-{n}"))
             .spawn(move || {
-                let served = runtime.block_on(async move {
-                    let listener = TcpListener::from_std(listener)?;
-                    let stop = async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    };
-                    serve(listener, gateway, ids, request_timeout, stop).await
-                });
+                let served = runtime.block_on(serve(connections, gateway, ids, request_timeout));
                 let _ = ended.send(());
                 served
             })?;
         threads.push(thread);
     }
     drop(ended);
-    let signals = tokio::runtime::Builder::new_current_thread()
+    let main = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    signals.block_on(async {
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = first_end.recv() => {}
+    main.block_on(async {
+        let listener = TcpListener::from_std(listener)?;
+        let mut next = 0;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = first_end.recv() => break,
+                accepted = listener.accept() => {
+                    let stream = match accepted.and_then(|(s, _)| s.into_std()) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    // A thread that has ended drops its connections; the next one gets this.
+                    let mut stream = Some(stream);
+                    for _ in 0..feeds.len() {
+                        let feed = &feeds[next % feeds.len()];
+                        next = next.wrapping_add(1);
+                        match stream.take().map(|s| feed.send(s)) {
+                            Some(Err(returned)) => stream = Some(returned.0),
+                            _ => break,
+                        }
+                    }
+                }
+            }
         }
-    });
+        anyhow::Ok(())
+    })?;
     tracing::info!("shutting down: draining open connections");
-    let _ = stop.send(true);
+    // Closing the feeds tells each thread to stop taking connections and drain.
+    drop(feeds);
     let mut outcome = Ok(());
     for thread in threads {
         let served = thread
@@ -88,13 +112,13 @@ pub fn run(
     outcome
 }
 
-/// Serves until `shutdown` resolves, then drains open connections (at most 10 s).
+/// Serves the connections dealt to this thread until the feed closes, then drains open
+/// connections (at most 10 s).
 async fn serve(
-    listener: TcpListener,
+    mut connections: tokio::sync::mpsc::UnboundedReceiver<std::net::TcpStream>,
     gateway: Arc<Gateway>,
     ids: Counter,
     request_timeout: Duration,
-    shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let service = ServiceBuilder::new()
         .layer(SetRequestIdLayer::x_request_id(ids))
@@ -112,29 +136,25 @@ async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         .keep_alive(true);
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
+    while let Some(stream) = connections.recv().await {
+        let stream = match TcpStream::from_std(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot serve an accepted connection");
+                continue;
             }
-            _ = &mut shutdown => break,
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
     tokio::select! {
         _ = graceful.shutdown() => {}
