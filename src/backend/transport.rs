@@ -4,29 +4,21 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
-use http::{HeaderValue, Request, StatusCode, Uri};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use http::{HeaderValue, Request, Uri};
+use tokio::io::ReadBuf;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
+use tokio_util::either::Either;
 
-pub use super::wire::Headers;
+pub use super::wire::{Answer as Reply, Headers};
 use super::wire::{Connection, WireError};
-
-/// An answer read to its end.
-pub struct Reply {
-    pub status: StatusCode,
-    pub headers: Headers,
-    pub body: Bytes,
-}
 
 /// Why an exchange failed.
 #[derive(Debug, PartialEq, Eq)]
@@ -57,67 +49,18 @@ const MAX_IDLE: usize = 64;
 const IDLE_FOR: Duration = Duration::from_secs(60);
 
 /// A connection's byte stream: TCP, or TLS over TCP.
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-}
+type Stream = Either<TcpStream, Box<TlsStream<TcpStream>>>;
 
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Plain(tcp) => tcp,
-            Stream::Tls(tls) => tls.get_ref().0,
-        }
-    }
-
-    /// Whether an idle connection can carry a request: the upstream has neither closed it nor
-    /// sent anything unasked. (Nothing was read since the last answer ended, so any byte
-    /// waiting now is a close, a TLS alert or garbage.)
-    fn is_quiet(&self, cx: &mut Context<'_>) -> bool {
-        let mut byte = [0u8; 1];
-        let mut buf = ReadBuf::new(&mut byte);
-        self.tcp().poll_peek(cx, &mut buf).is_pending()
-    }
-}
-
-impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
+/// Whether an idle connection can carry a request: the upstream has neither closed it nor sent
+/// anything unasked. (Nothing was read since the last answer ended, so any byte waiting now is
+/// a close, a TLS alert or garbage.)
+fn is_quiet(stream: &Stream, cx: &mut Context<'_>) -> bool {
+    let tcp = match stream {
+        Either::Left(tcp) => tcp,
+        Either::Right(tls) => tls.get_ref().0,
+    };
+    let mut byte = [0u8; 1];
+    tcp.poll_peek(cx, &mut ReadBuf::new(&mut byte)).is_pending()
 }
 
 type Conn = Connection<Stream>;
@@ -144,7 +87,7 @@ impl Pools {
             .iter_mut()
             .find(|i| i.scheme == *scheme && i.authority == *authority)?;
         while let Some((conn, _)) = idle.conns.pop_back() {
-            if conn.io().is_quiet(cx) {
+            if is_quiet(conn.io(), cx) {
                 return Some(conn);
             }
         }
@@ -252,11 +195,7 @@ impl Transport {
                         if reusable {
                             self.pools.keep(scheme, authority, conn);
                         }
-                        return Ok(Reply {
-                            status: answer.status,
-                            headers: answer.headers,
-                            body: answer.body,
-                        });
+                        return Ok(answer);
                     }
                     Err(WireError::Unsent) if !fresh => {
                         conn = self.connect(scheme, authority).await?;
@@ -292,9 +231,9 @@ impl Transport {
                 .await
                 .map_err(|_| Failure::Connect)?
                 .map_err(|_| Failure::Connect)?;
-            Stream::Tls(Box::new(tls))
+            Either::Right(Box::new(tls))
         } else if *scheme == Scheme::HTTP {
-            Stream::Plain(tcp)
+            Either::Left(tcp)
         } else {
             return Err(Failure::Connect);
         };
