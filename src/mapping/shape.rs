@@ -273,7 +273,8 @@ impl<'de> Visitor<'de> for DecodedList<'_> {
 #[derive(Debug)]
 enum Out {
     Rule(usize),
-    Group(String, Vec<Out>),
+    /// An object of entries: its key, and the key as JSON text (`"plan":`).
+    Group(String, Box<[u8]>, Vec<Out>),
 }
 
 #[derive(Debug, Clone)]
@@ -431,12 +432,12 @@ impl Shape {
             for seg in groups {
                 let at = level
                     .iter()
-                    .position(|o| matches!(o, Out::Group(k, _) if k == seg))
+                    .position(|o| matches!(o, Out::Group(k, _, _) if k == seg))
                     .unwrap_or_else(|| {
-                        level.push(Out::Group(seg.clone(), Vec::new()));
+                        level.push(Out::Group(seg.clone(), json_key(seg), Vec::new()));
                         level.len() - 1
                     });
-                let Out::Group(_, inner) = &mut level[at] else {
+                let Out::Group(_, _, inner) = &mut level[at] else {
                     unreachable!("position() found a group")
                 };
                 level = inner;
@@ -519,9 +520,7 @@ impl Shape {
     pub fn response<'a>(&'a self, obj: &'a Object, ctx: &'a EncodeCtx<'a>) -> Encoded<'a> {
         Encoded {
             shape: self,
-            entries: &self.out,
             obj,
-            view: None,
             ctx,
         }
     }
@@ -532,7 +531,7 @@ impl Shape {
         fn keys(shape: &Shape, entries: &[Out], seen: &mut Vec<String>, clashes: &mut Vec<String>) {
             for entry in entries {
                 match entry {
-                    Out::Group(key, _) => note(key, seen, clashes),
+                    Out::Group(key, _, _) => note(key, seen, clashes),
                     Out::Rule(i) => {
                         let rule = &shape.fields[*i];
                         match (&rule.nested, rule.merge) {
@@ -543,7 +542,7 @@ impl Shape {
                 }
             }
             for entry in entries {
-                if let Out::Group(_, inner) = entry {
+                if let Out::Group(_, _, inner) = entry {
                     keys(shape, inner, &mut Vec::new(), clashes);
                 }
             }
@@ -574,8 +573,8 @@ impl Shape {
         let mut url = String::new();
         for entry in entries {
             let i = match entry {
-                Out::Group(key, inner) => {
-                    member(out, first, &json_key(key));
+                Out::Group(_, key, inner) => {
+                    member(out, first, key);
                     out.push(b'{');
                     self.write_members(inner, view, ctx, out, &mut true);
                     out.push(b'}');
@@ -907,27 +906,17 @@ impl FieldRule {
 /// An encoded answer (or one nested object of it), serialized on demand.
 pub struct Encoded<'a> {
     shape: &'a Shape,
-    entries: &'a [Out],
     obj: &'a Object,
-    /// The object's looked-up values, once found (a group inside the answer shares them).
-    view: Option<&'a View<'a>>,
     ctx: &'a EncodeCtx<'a>,
 }
 
 impl Encoded<'_> {
     /// Appends the answer's JSON text to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let found;
-        let view = match self.view {
-            Some(view) => view,
-            None => {
-                found = self.shape.view(self.obj);
-                &found
-            }
-        };
+        let view = self.shape.view(self.obj);
         out.push(b'{');
         self.shape
-            .write_members(self.entries, view, self.ctx, out, &mut true);
+            .write_members(&self.shape.out, &view, self.ctx, out, &mut true);
         out.push(b'}');
     }
 }
@@ -989,43 +978,13 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     let _ = sonic_rs::format::CompactFormatter.write_string_fast(out, s, true);
 }
 
-/// Appends any JSON value, numbers formatted as sonic-rs formats them.
+/// Appends any JSON value: strings through [`write_str`], anything else through sonic-rs.
 fn write_value(out: &mut Vec<u8>, v: &Value) {
-    use sonic_rs::format::{CompactFormatter, Formatter};
     match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => {
-            let _ = match (n.as_u64(), n.as_i64(), n.as_f64()) {
-                (Some(u), _, _) => CompactFormatter.write_u64(out, u),
-                (None, Some(i), _) => CompactFormatter.write_i64(out, i),
-                (None, None, Some(f)) => CompactFormatter.write_f64(out, f),
-                (None, None, None) => CompactFormatter.write_null(out),
-            };
-        }
         Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (n, item) in items.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => {
-            out.push(b'{');
-            for (n, (key, item)) in map.iter().enumerate() {
-                if n > 0 {
-                    out.push(b',');
-                }
-                write_str(out, key);
-                out.push(b':');
-                write_value(out, item);
-            }
-            out.push(b'}');
+        // A `Value` always serializes, and writing to a vector cannot fail.
+        other => {
+            let _ = sonic_rs::to_writer(&mut *out, other);
         }
     }
 }
