@@ -82,16 +82,10 @@ pub fn run(
                             continue;
                         }
                     };
-                    // A thread that has ended drops its connections; the next one gets this.
-                    let mut stream = Some(stream);
-                    for _ in 0..feeds.len() {
-                        let feed = &feeds[next % feeds.len()];
-                        next = next.wrapping_add(1);
-                        match stream.take().map(|s| feed.send(s)) {
-                            Some(Err(returned)) => stream = Some(returned.0),
-                            _ => break,
-                        }
-                    }
+                    // A thread that has ended closes the connection; `first_end` then stops
+                    // the server.
+                    let _ = feeds[next % feeds.len()].send(stream);
+                    next = next.wrapping_add(1);
                 }
             }
         }
