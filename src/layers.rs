@@ -4,6 +4,8 @@
 
 use std::cell::RefCell;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,6 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use tower_http::request_id::{MakeRequestId, RequestId};
 
@@ -96,46 +99,79 @@ pub struct AccessLog<S> {
 impl<S, B> Service<Request<B>> for AccessLog<S>
 where
     S: Service<Request<B>, Response = HttpResponse, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = HttpResponse;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<HttpResponse, Infallible>>;
+    type Future = Logged<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if !crate::logging::access_enabled() {
-            return Box::pin(self.inner.call(req));
+        let request = crate::logging::access_enabled().then(|| Requested {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            request_id: req.headers().get("x-request-id").cloned(),
+            start: Instant::now(),
+        });
+        Logged {
+            inner: NOTED.scope(RefCell::new(Noted::default()), self.inner.call(req)),
+            request,
         }
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let request_id = req.headers().get("x-request-id").cloned();
-        let start = Instant::now();
-        let fut = self.inner.call(req);
-        Box::pin(NOTED.scope(RefCell::new(Noted::default()), async move {
-            let result = fut.await;
-            let noted = NOTED.with(|n| n.take());
-            if let Ok(resp) = &result {
-                crate::logging::access(&crate::logging::AccessLine {
-                    method: method.as_str(),
-                    path: &path,
-                    request_id: request_id
-                        .as_ref()
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-"),
-                    dialect: noted.dialect.as_deref(),
-                    operation: noted.operation,
-                    upstream_status: noted.upstream_status,
-                    error: noted.error,
-                    status: resp.status().as_u16(),
-                    latency_ms: start.elapsed().as_secs_f64() * 1000.0,
-                });
-            }
-            result
-        }))
+    }
+}
+
+/// What the access log keeps of a request while it is served (the URI is shared, not copied).
+struct Requested {
+    method: http::Method,
+    uri: http::Uri,
+    request_id: Option<http::HeaderValue>,
+    start: Instant,
+}
+
+pin_project_lite::pin_project! {
+    /// A request being served with its task-local [`Noted`] record; writes the access-log line
+    /// when the answer is ready.
+    pub struct Logged<F: Future> {
+        #[pin]
+        inner: TaskLocalFuture<RefCell<Noted>, F>,
+        request: Option<Requested>,
+    }
+}
+
+impl<F> Future for Logged<F>
+where
+    F: Future<Output = Result<HttpResponse, Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut this = self.project();
+        let result = std::task::ready!(this.inner.as_mut().poll(cx));
+        if let (Some(request), Ok(resp)) = (this.request.take(), &result) {
+            let noted = this
+                .inner
+                .take_value()
+                .map(RefCell::into_inner)
+                .unwrap_or_default();
+            crate::logging::access(&crate::logging::AccessLine {
+                method: request.method.as_str(),
+                path: request.uri.path(),
+                request_id: request
+                    .request_id
+                    .as_ref()
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-"),
+                dialect: noted.dialect.as_deref(),
+                operation: noted.operation,
+                upstream_status: noted.upstream_status,
+                error: noted.error,
+                status: resp.status().as_u16(),
+                latency_ms: request.start.elapsed().as_secs_f64() * 1000.0,
+            });
+        }
+        Poll::Ready(result)
     }
 }
 
@@ -167,30 +203,56 @@ pub struct Deadline<S> {
 impl<S, B> Service<Request<B>> for Deadline<S>
 where
     S: Service<Request<B>, Response = HttpResponse, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = HttpResponse;
     type Error = Infallible;
-    type Future = BoxFuture<'static, Result<HttpResponse, Infallible>>;
+    type Future = WithinDeadline<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let path = req.uri().path().to_string();
-        let fut = self.inner.call(req);
-        let (gateway, limit) = (self.gateway.clone(), self.limit);
-        Box::pin(async move {
-            match tokio::time::timeout(limit, fut).await {
-                Ok(result) => result,
-                Err(_) => {
-                    let err = CanonicalError::new(
-                        ErrorKind::UpstreamTimeout,
-                        format!("the request took longer than {} s", limit.as_secs_f32()),
-                    );
-                    Ok(gateway.error_for_path(&path, err))
-                }
+        let uri = req.uri().clone();
+        WithinDeadline {
+            inner: tokio::time::timeout(self.limit, self.inner.call(req)),
+            gateway: self.gateway.clone(),
+            limit: self.limit,
+            uri,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request racing its deadline; past it, the answer is a 504 in the client's dialect.
+    pub struct WithinDeadline<F> {
+        #[pin]
+        inner: tokio::time::Timeout<F>,
+        gateway: Arc<Gateway>,
+        limit: Duration,
+        uri: http::Uri,
+    }
+}
+
+impl<F> Future for WithinDeadline<F>
+where
+    F: Future<Output = Result<HttpResponse, Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        Poll::Ready(match std::task::ready!(this.inner.poll(cx)) {
+            Ok(result) => result,
+            Err(_) => {
+                let err = CanonicalError::new(
+                    ErrorKind::UpstreamTimeout,
+                    format!(
+                        "the request took longer than {} s",
+                        this.limit.as_secs_f32()
+                    ),
+                );
+                Ok(this.gateway.error_for_path(this.uri.path(), err))
             }
         })
     }
