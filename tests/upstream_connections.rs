@@ -1,14 +1,15 @@
 //! The proxy's upstream connections as an upstream sees them: one kept-alive connection serves
 //! request after request, a connection the upstream closed while idle is never used again (the
-//! next request goes on a new one and is answered), and an https upstream is reached over TLS
-//! when its certificate is trusted, and refused when it is not.
+//! next request goes on a new one and is answered), the upstream pages that make one larger
+//! client page are asked for at once, and an https upstream is reached over TLS when its
+//! certificate is trusted, and refused when it is not.
 
 mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use common::{Client, Instance, ADMIN_TOKEN};
@@ -91,6 +92,97 @@ fn a_connection_the_upstream_closed_is_not_used_again() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
+}
+
+/// A Gitea upstream listing 80 organizations in pages of at most 50. Each answer waits (up to
+/// 3 s) until a second request is in flight, and the most requests seen in flight at once are
+/// counted: a proxy that asked for its pages one after the other would show 1.
+fn gitea_org_pages() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let most = Arc::new(AtomicUsize::new(0));
+    let seen = most.clone();
+    let in_flight = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let origin = url.clone();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let (seen, in_flight, origin) = (seen.clone(), in_flight.clone(), origin.clone());
+            std::thread::spawn(move || loop {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_string();
+                let page: usize = head
+                    .split(['?', '&', ' '])
+                    .find_map(|p| p.strip_prefix("page="))
+                    .and_then(|p| p.parse().ok())
+                    .unwrap_or(1);
+                {
+                    let (count, changed) = &*in_flight;
+                    let mut n = count.lock().expect("lock");
+                    *n += 1;
+                    seen.fetch_max(*n, Ordering::SeqCst);
+                    changed.notify_all();
+                    let _ = changed
+                        .wait_timeout_while(n, Duration::from_secs(3), |n| *n < 2)
+                        .expect("lock");
+                }
+                let first = (page - 1) * 50;
+                let orgs: Vec<_> = (first..80.min(first + 50))
+                    .map(|i| json!({"id": i + 1, "name": format!("org-{i:02}"), "username": format!("org-{i:02}")}))
+                    .collect();
+                let body = serde_json::Value::from(orgs).to_string();
+                let link = if first + 50 < 80 {
+                    format!(
+                        "Link: <{origin}/api/v1/orgs?page={}&limit=50>; rel=\"next\"\r\n",
+                        page + 1
+                    )
+                } else {
+                    String::new()
+                };
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Total-Count: 80\r\n{link}Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let written = stream.write_all(answer.as_bytes());
+                *in_flight.0.lock().expect("lock") -= 1;
+                if written.is_err() {
+                    return;
+                }
+            });
+        }
+    });
+    (url, most)
+}
+
+#[test]
+fn the_upstream_pages_of_one_larger_client_page_are_asked_for_at_once() {
+    let (url, most) = gitea_org_pages();
+    let proxy = proxy(&url);
+    // GitLab's largest page is 100, Gitea's 50: one client page is two upstream pages.
+    let r =
+        Client::new(format!("{}/api/v4", proxy.url), Some(ADMIN_TOKEN)).get("/groups?per_page=100");
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paths: Vec<String> = r
+        .json()
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|g| g["path"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let expected: Vec<String> = (0..80).map(|i| format!("org-{i:02}")).collect();
+    assert_eq!(paths, expected, "both upstream pages, in order");
+    assert_eq!(r.header("x-total").as_deref(), Some("80"));
+    assert_eq!(
+        most.load(Ordering::SeqCst),
+        2,
+        "both pages in flight at once"
+    );
 }
 
 /// A Gitea upstream over TLS on `localhost`, its certificate issued by a CA made for the test;
