@@ -94,10 +94,11 @@ fn a_connection_the_upstream_closed_is_not_used_again() {
     assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }
 
-/// A Gitea upstream listing 80 organizations in pages of at most 50. Each answer waits (up to
-/// 3 s) until a second request is in flight, and the most requests seen in flight at once are
-/// counted: a proxy that asked for its pages one after the other would show 1.
-fn gitea_org_pages() -> (String, Arc<AtomicUsize>) {
+/// A Gitea upstream listing 80 organizations in pages of at most `cap` (the proxy's Gitea
+/// mapping declares 50). The answers to pages 1 and 2 wait (up to 3 s) until a second request
+/// is in flight, and the most requests seen in flight at once are counted: a proxy that asked
+/// for its pages one after the other would show 1.
+fn gitea_org_pages(cap: usize) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let most = Arc::new(AtomicUsize::new(0));
@@ -129,15 +130,15 @@ fn gitea_org_pages() -> (String, Arc<AtomicUsize>) {
                     seen.fetch_max(*n, Ordering::SeqCst);
                     changed.notify_all();
                     let _ = changed
-                        .wait_timeout_while(n, Duration::from_secs(3), |n| *n < 2)
+                        .wait_timeout_while(n, Duration::from_secs(3), |n| page <= 2 && *n < 2)
                         .expect("lock");
                 }
-                let first = (page - 1) * 50;
-                let orgs: Vec<_> = (first..80.min(first + 50))
+                let first = (page - 1) * cap;
+                let orgs: Vec<_> = (first..80.min(first + cap))
                     .map(|i| json!({"id": i + 1, "name": format!("org-{i:02}"), "username": format!("org-{i:02}")}))
                     .collect();
                 let body = serde_json::Value::from(orgs).to_string();
-                let link = if first + 50 < 80 {
+                let link = if first + cap < 80 {
                     format!(
                         "Link: <{origin}/api/v1/orgs?page={}&limit=50>; rel=\"next\"\r\n",
                         page + 1
@@ -160,29 +161,43 @@ fn gitea_org_pages() -> (String, Arc<AtomicUsize>) {
     (url, most)
 }
 
-#[test]
-fn the_upstream_pages_of_one_larger_client_page_are_asked_for_at_once() {
-    let (url, most) = gitea_org_pages();
+/// GitLab's `GET /groups?per_page=100` through the proxy to a Gitea upstream whose pages hold
+/// at most `cap`: the group paths in order, and the most upstream requests seen in flight.
+fn hundred_groups(cap: usize) -> (Vec<String>, usize) {
+    let (url, most) = gitea_org_pages(cap);
     let proxy = proxy(&url);
     // GitLab's largest page is 100, Gitea's 50: one client page is two upstream pages.
     let r =
         Client::new(format!("{}/api/v4", proxy.url), Some(ADMIN_TOKEN)).get("/groups?per_page=100");
     assert_eq!(r.status, 200, "{}", r.text);
-    let paths: Vec<String> = r
+    assert_eq!(r.header("x-total").as_deref(), Some("80"));
+    let paths = r
         .json()
         .as_array()
         .expect("a list")
         .iter()
         .map(|g| g["path"].as_str().unwrap_or_default().to_string())
         .collect();
-    let expected: Vec<String> = (0..80).map(|i| format!("org-{i:02}")).collect();
-    assert_eq!(paths, expected, "both upstream pages, in order");
-    assert_eq!(r.header("x-total").as_deref(), Some("80"));
-    assert_eq!(
-        most.load(Ordering::SeqCst),
-        2,
-        "both pages in flight at once"
-    );
+    (paths, most.load(Ordering::SeqCst))
+}
+
+fn eighty_orgs() -> Vec<String> {
+    (0..80).map(|i| format!("org-{i:02}")).collect()
+}
+
+#[test]
+fn the_upstream_pages_of_one_larger_client_page_are_asked_for_at_once() {
+    let (paths, most) = hundred_groups(50);
+    assert_eq!(paths, eighty_orgs(), "both upstream pages, in order");
+    assert_eq!(most, 2, "both pages in flight at once");
+}
+
+#[test]
+fn upstream_pages_shorter_than_declared_are_read_on_until_the_client_page_is_full() {
+    // Pages of 30, not 50: the two pages read at once hold 60; the third is read after them.
+    let (paths, most) = hundred_groups(30);
+    assert_eq!(paths, eighty_orgs(), "three upstream pages, in order");
+    assert_eq!(most, 2);
 }
 
 /// A Gitea upstream over TLS on `localhost`, its certificate issued by a CA made for the test;

@@ -634,15 +634,26 @@ impl UpstreamForge {
                 // a time), not one after the other: one upstream round trip instead of two or
                 // three. The price: when the list ends early, the reads past its end were
                 // not needed (they are dropped, unread).
-                let covering = (skip as u64 + per_page).div_ceil(max);
+                let needed = skip as u64 + per_page;
+                let covering = needed.div_ceil(max);
                 let mut pages = futures_util::stream::iter(
                     (0..covering).map(|i| self.fetch(route, req, first_page + i, max)),
                 )
                 .buffered(PAGES_AT_ONCE);
+                let mut upstream_page = first_page;
                 let mut items = Vec::new();
                 let (mut total, mut next) = (None, false);
-                while let Some(got) = pages.next().await {
-                    let got = got?;
+                loop {
+                    let got = match pages.next().await {
+                        Some(got) => got?,
+                        // Pages shorter than the upstream's declared largest (an upstream
+                        // configured below it): read on, one page at a time, as before.
+                        None if (items.len() as u64) < needed => {
+                            self.fetch(route, req, upstream_page, max).await?
+                        }
+                        None => break,
+                    };
+                    upstream_page += 1;
                     total = got.total.or(total);
                     next = got.next;
                     let count = got.items.len();
