@@ -647,7 +647,7 @@ impl UpstreamForge {
                     let got = match pages.next().await {
                         Some(got) => got?,
                         // Pages shorter than the upstream's declared largest (an upstream
-                        // configured below it): read on, one page at a time, as before.
+                        // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
                             self.fetch(route, req, upstream_page, max).await?
                         }
@@ -662,6 +662,7 @@ impl UpstreamForge {
                         break;
                     }
                 }
+                // Reads still in flight past the end of the list are cancelled here.
                 drop(pages);
                 let leftover = items.len() > skip + per_page as usize;
                 let window: Vec<Object> = items
