@@ -118,11 +118,7 @@ pub fn encode(
     urls: &PublicUrls<'_>,
     query: &[(String, String)],
 ) -> Response<Full<Bytes>> {
-    let ctx = EncodeCtx {
-        api: urls.api,
-        web: urls.web,
-        params: &req.params,
-    };
+    let ctx = EncodeCtx::new(urls.api, urls.web, &req.params);
     match outcome {
         Outcome::Flag(yes) => {
             let status = if yes {

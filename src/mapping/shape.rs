@@ -52,6 +52,8 @@ struct Lookups {
     or: Option<usize>,
     /// One per placeholder of a URL template, in order.
     vars: Vec<Placeholder>,
+    /// A URL template whose literal text needs no JSON escaping.
+    plain_url: bool,
 }
 
 #[derive(Debug)]
@@ -346,6 +348,25 @@ pub struct EncodeCtx<'a> {
     pub api: &'a str,
     pub web: &'a str,
     pub params: &'a Params,
+    /// Whether both roots are JSON text as they stand (no quote, backslash or control
+    /// character), so that URLs built on them can be written without escaping.
+    plain_roots: bool,
+}
+
+impl<'a> EncodeCtx<'a> {
+    pub fn new(api: &'a str, web: &'a str, params: &'a Params) -> Self {
+        EncodeCtx {
+            api,
+            web,
+            params,
+            plain_roots: json_plain(api) && json_plain(web),
+        }
+    }
+}
+
+/// Whether `s` is the same inside JSON quotes as outside: nothing in it needs escaping.
+fn json_plain(s: &str) -> bool {
+    !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
 fn value_key(v: &Value) -> Cow<'_, str> {
@@ -493,6 +514,7 @@ impl Shape {
                         .collect(),
                     _ => Vec::new(),
                 },
+                plain_url: matches!(&rule.source, Source::Url(t) if t.literals().all(json_plain)),
             })
             .collect();
         let json_keys = fields
@@ -604,10 +626,20 @@ impl Shape {
                     Some(v) => Piece::Str(v),
                     None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
                 },
+                // Placeholders render percent-encoded, so the URL needs escaping only where
+                // the template's text or the roots do: otherwise it goes straight into `out`.
+                Source::Url(t) if ctx.plain_roots && self.lookups[i].plain_url => {
+                    member(out, first, &self.json_keys[i]);
+                    out.push(b'"');
+                    let push = |s: &str| out.extend_from_slice(s.as_bytes());
+                    render_url(push, t, &self.lookups[i].vars, view, ctx);
+                    out.push(b'"');
+                    continue;
+                }
                 Source::Url(t) => {
                     url.clear();
                     url.reserve(192);
-                    render_url(&mut url, t, &self.lookups[i].vars, view, ctx);
+                    render_url(|s| url.push_str(s), t, &self.lookups[i].vars, view, ctx);
                     Piece::Str(&url)
                 }
                 Source::Const(v) => Piece::Ref(v),
@@ -996,21 +1028,22 @@ fn json_reader(body: &[u8]) -> Result<serde_json::Deserializer<StrRead<'_>>, ser
     Ok(serde_json::Deserializer::from_str(text))
 }
 
-/// Appends a URL field's value to `out`.
+/// Renders a URL field's value, piece by piece, into `push`. Every placeholder's value is
+/// percent-encoded as a path segment.
 fn render_url(
-    out: &mut String,
+    push: impl FnMut(&str),
     t: &Template,
     vars: &[Placeholder],
     view: &View<'_>,
     ctx: &EncodeCtx<'_>,
 ) {
-    t.render_nth_into(out, |n, name| match vars.get(n) {
+    t.render_nth_with(push, |n, name| match vars.get(n) {
         Some(Placeholder::Api) => Some(Cow::Borrowed(ctx.api)),
         Some(Placeholder::Web) => Some(Cow::Borrowed(ctx.web)),
         Some(Placeholder::Field(slot)) => match slot.and_then(|s| view.0[s]) {
             Some(Value::String(s)) => Some(encode_segment(s)),
             Some(Value::Null | Value::Object(_)) | None => ctx.params.get(name).map(encode_segment),
-            Some(v) => Some(Cow::Owned(v.to_string())),
+            Some(v) => Some(Cow::Owned(encode_segment(&v.to_string()).into_owned())),
         },
         None => None,
     })
@@ -1058,11 +1091,7 @@ mod tests {
     /// returns how many shapes it checked.
     fn each_answer(mut check: impl FnMut(&str, &Shape, &Object, &Params, &[u8])) -> usize {
         let params = Params::default().with("org", "acme").with("user", "alice");
-        let ctx = EncodeCtx {
-            api: "http://p/api",
-            web: "http://p",
-            params: &params,
-        };
+        let ctx = EncodeCtx::new("http://p/api", "http://p", &params);
         let mut checked = 0;
         each_answer_shape(|dialect, shape| {
             let obj = sample(shape.entity);
@@ -1153,6 +1182,44 @@ mod tests {
             values > 50 && urls > 20,
             "only {values} values and {urls} URLs checked"
         );
+    }
+
+    /// URLs written straight into an answer (template text and roots that need no escaping)
+    /// and URLs escaped on the way (roots with a quote and a backslash in them) carry the same
+    /// text, and both answers are valid JSON.
+    #[test]
+    fn urls_are_the_same_written_straight_or_escaped() {
+        let params = Params::default().with("org", "acme").with("user", "alice");
+        let plain = EncodeCtx::new("http://p/api", "http://p", &params);
+        let quoted = EncodeCtx::new("http://p/a\"pi", "http://p\\", &params);
+        assert!(plain.plain_roots && !quoted.plain_roots);
+        let mut urls = 0;
+        each_answer_shape(|dialect, shape| {
+            let obj = sample(shape.entity);
+            let (mut straight, mut escaped) = (Vec::new(), Vec::new());
+            shape.response(&obj, &plain).write(&mut straight);
+            shape.response(&obj, &quoted).write(&mut escaped);
+            let straight: Value = serde_json::from_slice(&straight).expect("valid JSON");
+            let escaped: Value = serde_json::from_slice(&escaped).expect("valid JSON, escaped");
+            for rule in shape.fields.iter().filter(|r| r.write) {
+                if !matches!(rule.source, Source::Url(_)) {
+                    continue;
+                }
+                let at = |v: &Value| {
+                    let at = rule.path.iter().try_fold(v, |v, k| v.get(k))?;
+                    at.as_str().map(str::to_string)
+                };
+                let (Some(a), Some(b)) = (at(&straight), at(&escaped)) else {
+                    continue;
+                };
+                let b = b
+                    .replace("http://p/a\"pi", "http://p/api")
+                    .replace("http://p\\", "http://p");
+                assert_eq!(a, b, "{dialect} {} {}", shape.name, rule.key);
+                urls += 1;
+            }
+        });
+        assert!(urls > 20, "only {urls} URLs compared");
     }
 
     /// Whatever an upstream sends, decoding ends in a value or an error, never a crash: deep

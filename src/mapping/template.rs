@@ -65,30 +65,39 @@ impl Template {
         })
     }
 
+    /// The literal text between placeholders.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Lit(s) => Some(s.as_str()),
+            Part::Var(_) => None,
+        })
+    }
+
     /// Renders the template; `lookup` answers each placeholder (None renders as empty).
     pub fn render<'a>(
         &self,
         mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> String {
         let mut out = String::with_capacity(self.literal_len + 64);
-        self.render_nth_into(&mut out, |_, name| lookup(name));
+        self.render_nth_with(|s| out.push_str(s), |_, name| lookup(name));
         out
     }
 
-    /// The same, appended to `out` (a buffer reused from one rendering to the next), and
-    /// telling `lookup` each placeholder's place among [`Template::vars`] too.
-    pub fn render_nth_into<'a>(
+    /// The same, handing each piece of text to `push` (so that it can go straight into an
+    /// answer's bytes), and telling `lookup` each placeholder's place among
+    /// [`Template::vars`] too.
+    pub fn render_nth_with<'a>(
         &self,
-        out: &mut String,
+        mut push: impl FnMut(&str),
         mut lookup: impl FnMut(usize, &str) -> Option<std::borrow::Cow<'a, str>>,
     ) {
         let mut n = 0;
         for part in &self.parts {
             match part {
-                Part::Lit(s) => out.push_str(s),
+                Part::Lit(s) => push(s),
                 Part::Var(v) => {
                     if let Some(value) = lookup(n, v) {
-                        out.push_str(&value);
+                        push(&value);
                     }
                     n += 1;
                 }
