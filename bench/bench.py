@@ -797,15 +797,13 @@ def main():
             quiet_fb = start_proxy(bin_path, PORT_QUIET_LOG, f"http://{HOST}:{PORT_REF}", "gitea", logdir,
                                    "fb-gitea-warn", env={"FORGEBRIDGE__LOG__LEVEL": "warn"})
             procs.append(quiet_fb)
+            spec = {t: (*targets[t], gitea_get if t != "d" else github_get, None) for t in "abcd"}
+            spec["e"] = (PORT_QUIET_LOG, [quiet_fb.pid], github_get,
+                         "(d) with `log.level = warn` (no access log)")
             for _ in range(args.rounds):
                 for t in "abcde":
-                    if t == "e":
-                        wrk_case("GET one org", "e", PORT_QUIET_LOG, github_get, None, [quiet_fb.pid], ref,
-                                 label="(d) with `log.level = warn` (no access log)")
-                        continue
-                    port, pids = targets[t]
-                    path = gitea_get if t != "d" else github_get
-                    wrk_case("GET one org", t, port, path, None, pids, ref)
+                    port, pids, path, label = spec[t]
+                    wrk_case("GET one org", t, port, path, None, pids, ref, label=label)
             procs.remove(quiet_fb)
             quiet_fb.stop()
             median_rounds("GET one org")

@@ -86,7 +86,7 @@ impl Batch {
     }
 }
 
-/// Writes what is still buffered, and stops the ticker, when dropped.
+/// Stops the writer thread and writes what is still buffered, when dropped.
 pub struct Guard(Arc<Batch>, Option<std::thread::JoinHandle<()>>);
 
 impl Drop for Guard {
