@@ -15,7 +15,8 @@
 #      page), a 100-org list (asked in GitHub's dialect from every target), and create (POST,
 #      unique names, 5 s bounded, a fresh stack per target); GET and the 100-org list again for
 #      (a), (b), (d) at a fixed load (half of the slowest one's throughput, wrk/paced.lua), where
-#      p99 is each request's own path rather than a queue; then start-up time (process start
+#      p99 is each request's own path rather than a queue (three rounds each, like the saturated
+#      cases: one run's p99 is noisy); then start-up time (process start
 #      -> /healthz 200) and the RSS of a proxy holding 1,000 idle keep-alive connections.
 #      Before each case it waits (4 min at most per run) for other work on the machine to calm
 #      down, and it reports the CPU other processes used during each case;
@@ -25,7 +26,7 @@
 # Environment knobs: FORGEBRIDGE_BIN=path (skip the build), BENCH_DURATION (s, default 10),
 # BENCH_CONNECTIONS (default 64), BENCH_ARGS (extra arguments for bench.py, e.g. "--only get").
 # Everything runs on loopback (127.0.0.1, ports 19100-19119) and stops by itself; the whole
-# run takes about 6 minutes plus the build. Results on a shared 2-core machine are noisy: the
+# run takes about 15 minutes plus the build. Results on a shared 2-core machine are noisy: the
 # load generator, the proxy and the upstream compete for the same cores.
 set -euo pipefail
 
