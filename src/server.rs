@@ -18,6 +18,9 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use crate::gateway::Gateway;
 use crate::layers::{AccessLogLayer, Counter, DeadlineLayer, GatewayService};
 
+/// Below the shortest per-request timer (the upstream call's, 10 s by default).
+const HEARTBEAT: Duration = Duration::from_secs(2);
+
 fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from_static(
         br#"{"message":"internal error in forgebridge"}"#,
@@ -125,6 +128,15 @@ async fn serve(
         })
         .service(GatewayService(gateway));
 
+    // Every request registers timers (hyper's header read, the deadline, the upstream call's),
+    // and one due before the driver's planned wake-up makes tokio wake the driver through its
+    // eventfd: a write and an extra epoll_wait per request. A timer that is never more than a
+    // few seconds away keeps the planned wake-up closer than any of them.
+    let heartbeat = tokio::spawn(async {
+        loop {
+            tokio::time::sleep(HEARTBEAT).await;
+        }
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -156,6 +168,7 @@ async fn serve(
             tracing::warn!("connections still open after 10 s; closing");
         }
     }
+    heartbeat.abort();
     Ok(())
 }
 
