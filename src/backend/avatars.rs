@@ -63,19 +63,19 @@ impl AvatarKeeper {
 
     /// Points the avatar_url of every organization with a kept image at the proxy.
     fn show(&self, org: &mut Object) {
-        let Some(id) = org.get("id").and_then(Value::as_u64) else {
-            return;
-        };
+        if let Some(url) = self.kept_url(org.get("id")) {
+            org.insert("avatar_url", url);
+        }
+    }
+
+    /// The proxy's URL of the image kept for the organization with this id, if any.
+    fn kept_url(&self, id: Option<&Value>) -> Option<Value> {
+        let id = id.and_then(Value::as_u64)?;
         let kept = self
             .images
             .read()
             .is_ok_and(|images| images.contains_key(&id));
-        if kept {
-            org.insert(
-                "avatar_url".into(),
-                Value::from(format!("{}/avatars/org-{id}", self.public_url)),
-            );
-        }
+        kept.then(|| Value::from(format!("{}/avatars/org-{id}", self.public_url)))
     }
 
     async fn perform(&self, mut req: CanonicalRequest) -> Result<Outcome, CanonicalError> {
@@ -119,7 +119,9 @@ impl AvatarKeeper {
             }
             (Outcome::Entity(perms), ResultKind::Entity(Entity::Permissions)) => {
                 if let Some(Value::Object(org)) = perms.get_mut("organization") {
-                    self.show(org);
+                    if let Some(url) = self.kept_url(org.get("id")) {
+                        org.insert("avatar_url".to_string(), url);
+                    }
                 }
             }
             _ => {}

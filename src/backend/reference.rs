@@ -294,18 +294,17 @@ impl State {
             return Object::new();
         };
         let mut obj = org.profile.clone();
-        obj.insert("id".into(), Value::from(org.id));
-        obj.insert("login".into(), Value::from(org.login.clone()));
-        obj.insert("visibility".into(), Value::from(org.visibility.clone()));
+        obj.insert("id", Value::from(org.id));
+        obj.insert("login", Value::from(org.login.clone()));
+        obj.insert("visibility", Value::from(org.visibility.clone()));
         obj.insert(
-            "avatar_url".into(),
+            "avatar_url",
             Value::from(format!("{public_url}/avatars/{}", org.id)),
         );
-        obj.insert("created_at".into(), Value::from(org.created_at.clone()));
-        obj.insert("updated_at".into(), Value::from(org.updated_at.clone()));
-        obj.insert("public_repos".into(), Value::from(0));
-        obj.entry("repo_admin_change_team_access")
-            .or_insert(Value::Bool(false));
+        obj.insert("created_at", Value::from(org.created_at.clone()));
+        obj.insert("updated_at", Value::from(org.updated_at.clone()));
+        obj.insert("public_repos", Value::from(0));
+        obj.insert_if_absent("repo_admin_change_team_access", || Value::Bool(false));
         obj
     }
 
@@ -314,18 +313,18 @@ impl State {
             return Object::new();
         };
         let mut obj = Object::new();
-        obj.insert("id".into(), Value::from(u.id));
-        obj.insert("login".into(), Value::from(u.login.clone()));
+        obj.insert("id", Value::from(u.id));
+        obj.insert("login", Value::from(u.login.clone()));
         if !u.display_name.is_empty() {
-            obj.insert("display_name".into(), Value::from(u.display_name.clone()));
+            obj.insert("display_name", Value::from(u.display_name.clone()));
         }
-        obj.insert("email".into(), Value::from(u.email.clone()));
+        obj.insert("email", Value::from(u.email.clone()));
         obj.insert(
-            "avatar_url".into(),
+            "avatar_url",
             Value::from(format!("{public_url}/avatars/{}", u.id)),
         );
-        obj.insert("site_admin".into(), Value::Bool(u.site_admin));
-        obj.insert("created_at".into(), Value::from(u.created_at.clone()));
+        obj.insert("site_admin", Value::Bool(u.site_admin));
+        obj.insert("created_at", Value::from(u.created_at.clone()));
         obj
     }
 
@@ -334,18 +333,18 @@ impl State {
         let owner = m.is_some_and(|m| m.owner);
         let member = m.is_some();
         let mut obj = Object::new();
-        obj.insert("is_owner".into(), Value::Bool(owner));
-        obj.insert("is_admin".into(), Value::Bool(owner));
-        obj.insert("can_write".into(), Value::Bool(owner));
-        obj.insert("can_read".into(), Value::Bool(member));
-        obj.insert("can_create_repository".into(), Value::Bool(member));
+        obj.insert("is_owner", Value::Bool(owner));
+        obj.insert("is_admin", Value::Bool(owner));
+        obj.insert("can_write", Value::Bool(owner));
+        obj.insert("can_read", Value::Bool(member));
+        obj.insert("can_create_repository", Value::Bool(member));
         obj.insert(
-            "organization".into(),
-            Value::Object(self.org_object(org, public_url)),
+            "organization",
+            Value::Object(self.org_object(org, public_url).into_map()),
         );
         obj.insert(
-            "user".into(),
-            Value::Object(self.user_object(user, public_url)),
+            "user",
+            Value::Object(self.user_object(user, public_url).into_map()),
         );
         obj
     }
@@ -428,8 +427,8 @@ impl State {
             }
         }
         for field in PROFILE_FIELDS {
-            if let Some(v) = input.get(*field) {
-                profile.insert((*field).to_string(), v.clone());
+            if let Some(v) = input.get(field) {
+                profile.insert(field, v.clone());
             }
         }
         Ok(())
@@ -503,10 +502,10 @@ impl ReferenceForge {
             let id = st.next_id();
             let mut profile = Object::new();
             if let Some(n) = &o.display_name {
-                profile.insert("display_name".into(), Value::from(n.clone()));
+                profile.insert("display_name", Value::from(n.clone()));
             }
             if let Some(d) = &o.description {
-                profile.insert("description".into(), Value::from(d.clone()));
+                profile.insert("description", Value::from(d.clone()));
             }
             let visibility = o.visibility.clone().unwrap_or_else(|| "public".into());
             if !VISIBILITIES.contains(&visibility.as_str()) {
@@ -760,7 +759,7 @@ impl ReferenceForge {
                     .map(|((_, u), m)| {
                         let mut user = st.user_object(*u, url);
                         let role = if m.owner { "owner" } else { "member" };
-                        user.insert("org_role".into(), Value::from(role));
+                        user.insert("org_role", Value::from(role));
                         user
                     })
                     .collect();
@@ -896,22 +895,22 @@ impl ReferenceForge {
                     .filter(|e| e.org == id && date.is_none_or(|d| e.created_at.starts_with(d)))
                     .map(|e| {
                         let mut obj = Object::new();
-                        obj.insert("id".into(), Value::from(e.id));
-                        obj.insert("kind".into(), Value::from(e.kind));
-                        obj.insert("actor_id".into(), Value::from(e.actor));
+                        obj.insert("id", Value::from(e.id));
+                        obj.insert("kind", Value::from(e.kind));
+                        obj.insert("actor_id", Value::from(e.actor));
                         let actor = st.users.get(&e.actor);
                         obj.insert(
-                            "actor_login".into(),
+                            "actor_login",
                             Value::from(actor.map(|a| a.login.clone()).unwrap_or_default()),
                         );
                         obj.insert(
-                            "actor_avatar_url".into(),
+                            "actor_avatar_url",
                             Value::from(format!("{url}/avatars/{}", e.actor)),
                         );
-                        obj.insert("org_id".into(), Value::from(id));
-                        obj.insert("org_login".into(), Value::from(org_login.clone()));
-                        obj.insert("content".into(), Value::from(e.content.clone()));
-                        obj.insert("created_at".into(), Value::from(e.created_at.clone()));
+                        obj.insert("org_id", Value::from(id));
+                        obj.insert("org_login", Value::from(org_login.clone()));
+                        obj.insert("content", Value::from(e.content.clone()));
+                        obj.insert("created_at", Value::from(e.created_at.clone()));
                         obj
                     })
                     .collect();

@@ -432,7 +432,7 @@ impl UpstreamForge {
             sub.credential = req.credential.clone();
             sub.params = req.params.clone();
             if let Outcome::Entity(found) = self.perform(sub).await? {
-                obj.insert(field.clone(), Value::Object(found));
+                obj.insert(field, Value::Object(found.into_map()));
             }
         }
         Ok(obj)
@@ -462,7 +462,7 @@ impl UpstreamForge {
             grant.params = Params::default()
                 .with("org", login.clone())
                 .with("user", user);
-            grant.input.insert("is_owner".into(), Value::Bool(true));
+            grant.input.insert("is_owner", Value::Bool(true));
             grant.want_result = false;
             steps.push((grant, format!("making {user} its owner")));
             grant_user = Some((
@@ -476,7 +476,7 @@ impl UpstreamForge {
                 .as_ref()
                 .is_some_and(|s| s.writes_canonical(f))
         };
-        let mut taken: Vec<String> = Vec::new();
+        let mut taken: Vec<&str> = Vec::new();
         for next_op in &route.complete_with {
             let shape = self
                 .dialect
@@ -488,10 +488,10 @@ impl UpstreamForge {
                 .iter()
                 .filter(|(f, v)| !carried(f) && !is_default_value(f, v) && !taken.contains(f))
                 .filter(|(f, _)| shape.as_ref().is_some_and(|s| s.writes_canonical(f)))
-                .map(|(f, v)| (f.clone(), v.clone()))
+                .map(|(f, v)| (f, v.clone()))
                 .collect();
             if !step_input.is_empty() {
-                taken.extend(step_input.keys().cloned());
+                taken.extend(step_input.keys());
                 let mut step = CanonicalRequest::new(*next_op);
                 step.params.set("org", login.clone());
                 step.input = step_input;
@@ -507,7 +507,7 @@ impl UpstreamForge {
         let mut result = created;
         for (field, value) in &req.input {
             if field != "avatar" && !is_default_value(field, value) {
-                result.entry(field.clone()).or_insert_with(|| value.clone());
+                result.insert_if_absent(field, || value.clone());
             }
         }
         for (mut step, what) in steps {
@@ -588,7 +588,7 @@ impl UpstreamForge {
             if let Some(needle) = local_search {
                 all.retain(|o| {
                     ["login", "display_name"].iter().any(|f| {
-                        o.get(*f)
+                        o.get(f)
                             .and_then(Value::as_str)
                             .is_some_and(|v| v.to_ascii_lowercase().contains(&needle))
                     })
@@ -718,7 +718,7 @@ impl UpstreamForge {
                 _ => false,
             };
             member.insert(
-                "org_role".into(),
+                "org_role",
                 Value::from(if owner { "owner" } else { "member" }),
             );
         }
@@ -976,13 +976,18 @@ impl UpstreamForge {
     /// Points URLs at the upstream's origin to the proxy's public URL instead.
     fn rewrite_urls(&self, obj: &mut Object) {
         for value in obj.values_mut() {
-            match value {
-                Value::String(s) if s.starts_with(&self.base_url) => {
-                    *s = [self.public_url.as_str(), &s[self.base_url.len()..]].concat();
-                }
-                Value::Object(inner) => self.rewrite_urls(inner),
-                _ => {}
+            self.rewrite_url(value);
+        }
+    }
+
+    /// The same for one value (and the values of a nested object).
+    fn rewrite_url(&self, value: &mut Value) {
+        match value {
+            Value::String(s) if s.starts_with(&self.base_url) => {
+                *s = [self.public_url.as_str(), &s[self.base_url.len()..]].concat();
             }
+            Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
+            _ => {}
         }
     }
 }

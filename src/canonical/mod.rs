@@ -3,9 +3,11 @@
 
 pub mod avatar;
 pub mod error;
+pub mod object;
 pub mod op;
 pub mod schema;
 
 pub use error::{CanonicalError, ErrorKind, ValidationCode};
-pub use op::{CanonicalRequest, Credential, Object, OpKind, Outcome, PageOf, Paging, Params};
+pub use object::{Field, Object};
+pub use op::{CanonicalRequest, Credential, OpKind, Outcome, PageOf, Paging, Params};
 pub use schema::{Entity, FieldType};

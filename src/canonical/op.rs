@@ -6,10 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
+pub use super::object::Object;
 use super::schema::Entity;
-
-/// A canonical object: canonical field names (see `schema`) to values.
-pub type Object = serde_json::Map<String, Value>;
 
 macro_rules! operations {
     ($($variant:ident = $name:literal => $result:expr, [$($param:literal),*];)*) => {

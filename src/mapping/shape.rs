@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::template::Template;
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
-use crate::canonical::{CanonicalError, Entity, FieldType, Object, Params, ValidationCode};
+use crate::canonical::{CanonicalError, Entity, Field, FieldType, Object, Params, ValidationCode};
 
 #[derive(Debug)]
 pub struct Shape {
@@ -34,12 +34,12 @@ pub struct Shape {
     reads: Option<ReadPlan>,
     /// The canonical fields the read rules decode into, sorted, and each rule's place in it:
     /// decoding fills slots (the first rule to yield a field wins), then builds the object.
-    decoded: Vec<String>,
+    decoded: Vec<Field>,
     decodes_into: Vec<Option<usize>>,
     /// The canonical fields the written rules look up, sorted, and where each rule finds its
     /// values in that list: encoding finds them all in one ordered pass over the object
     /// ([`View`]) instead of one map search per field and URL placeholder.
-    looked_up: Vec<String>,
+    looked_up: Vec<Field>,
     lookups: Vec<Lookups>,
     /// Each rule's answer key as JSON text with its colon (`"login":`), escaped once here.
     json_keys: Vec<Box<[u8]>>,
@@ -467,33 +467,30 @@ impl Shape {
         }
         let reads = ReadPlan::build(&fields);
         let read_field = |r: &FieldRule| match (&r.read, &r.source) {
-            (Some(_), Source::Canonical(field)) => Some(field.clone()),
+            (Some(_), Source::Canonical(field)) => Field::of(field),
             _ => None,
         };
-        let mut decoded: Vec<String> = fields.iter().filter_map(read_field).collect();
-        decoded.sort();
+        let mut decoded: Vec<Field> = fields.iter().filter_map(read_field).collect();
+        decoded.sort_unstable();
         decoded.dedup();
         let decodes_into = fields
             .iter()
             .map(|r| read_field(r).and_then(|f| decoded.binary_search(&f).ok()))
             .collect();
-        let mut looked_up: Vec<String> = Vec::new();
+        // Placeholders that name no canonical field are the request's parameters.
+        let mut looked_up: Vec<Field> = Vec::new();
         for rule in fields.iter().filter(|r| r.write) {
             match &rule.source {
-                Source::Canonical(field) => looked_up.extend([field.clone()]),
-                Source::Url(t) => looked_up.extend(
-                    t.vars()
-                        .filter(|v| !matches!(*v, "api" | "web"))
-                        .map(str::to_string),
-                ),
-                Source::Compute(Compute::GithubNodeId(_)) => looked_up.push("id".to_string()),
+                Source::Canonical(field) => looked_up.extend(Field::of(field)),
+                Source::Url(t) => looked_up.extend(t.vars().filter_map(Field::of)),
+                Source::Compute(Compute::GithubNodeId(_)) => looked_up.extend(Field::of("id")),
                 _ => {}
             }
-            looked_up.extend(rule.or.iter().cloned());
+            looked_up.extend(rule.or.as_deref().and_then(Field::of));
         }
-        looked_up.sort();
+        looked_up.sort_unstable();
         looked_up.dedup();
-        let slot = |name: &str| looked_up.binary_search_by(|f| f.as_str().cmp(name)).ok();
+        let slot = |name: &str| Field::of(name).and_then(|f| looked_up.binary_search(&f).ok());
         let lookups = fields
             .iter()
             .map(|rule| Lookups {
@@ -611,12 +608,19 @@ impl Shape {
                     Some(v) => match (&rule.nested, v) {
                         (Some(nested), Value::Object(inner)) if rule.merge => {
                             // The nested shape's members join this object.
-                            nested.write_members(&nested.out, &nested.view(inner), ctx, out, first);
+                            let inner = Object::from_map(inner);
+                            nested.write_members(
+                                &nested.out,
+                                &nested.view(&inner),
+                                ctx,
+                                out,
+                                first,
+                            );
                             continue;
                         }
                         (Some(nested), Value::Object(inner)) => {
                             member(out, first, &self.json_keys[i]);
-                            nested.response(inner, ctx).write(out);
+                            nested.response(&Object::from_map(inner), ctx).write(out);
                             continue;
                         }
                         _ => rule.outbound(v),
@@ -656,21 +660,14 @@ impl Shape {
         }
     }
 
-    /// Finds the looked-up fields in one pass over the object's keys, which a `serde_json`
-    /// map keeps sorted; keys out of order (a map that keeps insertion order) fall back to
-    /// searching for each field.
+    /// Finds the looked-up fields in one pass over the object's fields (both are in field
+    /// order).
     fn view<'a>(&self, obj: &'a Object) -> View<'a> {
         let mut found = vec![None; self.looked_up.len()];
         let mut wanted = self.looked_up.iter().enumerate().peekable();
-        let mut previous: Option<&str> = None;
-        for (key, value) in obj {
-            if previous.is_some_and(|p| p > key.as_str()) {
-                let searched = self.looked_up.iter().map(|f| obj.get(f)).collect();
-                return View(searched);
-            }
-            previous = Some(key);
-            while let Some((at, name)) = wanted.peek() {
-                match name.as_str().cmp(key) {
+        for (key, value) in obj.entries() {
+            while let Some((at, field)) = wanted.peek() {
+                match (*field).cmp(key) {
                     std::cmp::Ordering::Less => {
                         wanted.next();
                     }
@@ -783,7 +780,7 @@ impl Shape {
             let Some(raw) = raw(i, rule) else { continue };
             if rule.merge {
                 if let Some(nested) = &rule.nested {
-                    found[slot] = Some(Value::Object(nested.decode_response(&raw)));
+                    found[slot] = Some(Value::Object(nested.decode_response(&raw).into_map()));
                 }
                 continue;
             }
@@ -794,20 +791,19 @@ impl Shape {
             }
             found[slot] = match (&rule.nested, raw.as_ref()) {
                 (Some(nested), Value::Object(_)) => {
-                    Some(Value::Object(nested.decode_response(&raw)))
+                    Some(Value::Object(nested.decode_response(&raw).into_map()))
                 }
                 _ => rule.inbound_value(raw),
             };
         }
-        // In key order already, so the map is built in one pass without searching; gathered
-        // into a vector of the right size first (a filtered iterator cannot tell its length).
+        // In field order already: the object is the found values, as they are.
         let mut entries = Vec::with_capacity(found.iter().flatten().count());
         for (field, value) in self.decoded.iter().zip(found) {
             if let Some(value) = value {
-                entries.push((field.clone(), value));
+                entries.push((*field, value));
             }
         }
-        entries.into_iter().collect()
+        Object::from_sorted(entries)
     }
 
     /// A client's request body → canonical input and parameters, checked against the rules
@@ -862,7 +858,7 @@ impl Shape {
                             format!("{} is missing", rule.key),
                         ));
                     }
-                    obj.entry(field.clone()).or_insert(value);
+                    obj.insert_if_absent(field, move || value);
                 }
                 Source::Param(p) => match raw {
                     Value::String(s) if !s.is_empty() => params.set(p, s.clone()),
@@ -1079,9 +1075,9 @@ mod tests {
                     FieldType::Int => Value::from(7),
                     FieldType::Str => Value::from(format!("v-{name} \"q\" é")),
                     FieldType::Bool => Value::Bool(true),
-                    FieldType::Object(inner) => Value::Object(sample(*inner)),
+                    FieldType::Object(inner) => Value::Object(sample(*inner).into_map()),
                 };
-                (name.to_string(), value)
+                (*name, value)
             })
             .collect()
     }

@@ -1,0 +1,231 @@
+//! Canonical objects: each value under its field's place in the table of every canonical field
+//! name (`schema`), kept in that order. No key is allocated, compared as a string, or freed per
+//! object; shapes look fields up by place ([`Field`]), resolved once when a mapping is loaded.
+
+use std::sync::LazyLock;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+use super::schema::Entity;
+
+/// Every canonical field name of every entity, sorted: a field's place here is its [`Field`],
+/// so an object's fields iterate in name order.
+static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let mut names: Vec<&'static str> = [
+        Entity::Organization,
+        Entity::User,
+        Entity::Permissions,
+        Entity::Activity,
+    ]
+    .iter()
+    .flat_map(|e| e.fields().iter().map(|(name, _)| *name))
+    .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+});
+
+/// A canonical field, by its place among all canonical field names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Field(u16);
+
+impl Field {
+    /// The field of that name, if it is a canonical field of any entity.
+    pub fn of(name: &str) -> Option<Field> {
+        NAMES
+            .binary_search(&name)
+            .ok()
+            .and_then(|at| u16::try_from(at).ok())
+            .map(Field)
+    }
+
+    pub fn name(self) -> &'static str {
+        NAMES.get(usize::from(self.0)).copied().unwrap_or("")
+    }
+}
+
+/// A canonical object: canonical fields (see `schema`) to values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Object {
+    /// Sorted by field, each field at most once.
+    fields: Vec<(Field, Value)>,
+}
+
+impl Object {
+    pub fn new() -> Object {
+        Object::default()
+    }
+
+    /// An object from fields already in order, each once (as a shape decodes them).
+    pub(crate) fn from_sorted(fields: Vec<(Field, Value)>) -> Object {
+        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0));
+        Object { fields }
+    }
+
+    fn find(&self, field: Field) -> Result<usize, usize> {
+        self.fields.binary_search_by_key(&field, |(f, _)| *f)
+    }
+
+    pub fn field(&self, field: Field) -> Option<&Value> {
+        self.find(field).ok().map(|at| &self.fields[at].1)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        Field::of(name).and_then(|f| self.field(f))
+    }
+
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        let at = self.find(Field::of(name)?).ok()?;
+        Some(&mut self.fields[at].1)
+    }
+
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Sets a field, giving back its old value. A name that is no canonical field is a bug in
+    /// the caller (mapping files are checked against the schema when loaded): it is dropped.
+    pub fn insert(&mut self, name: &str, value: Value) -> Option<Value> {
+        let Some(field) = Field::of(name) else {
+            debug_assert!(false, "{name} is not a canonical field");
+            return None;
+        };
+        match self.find(field) {
+            Ok(at) => Some(std::mem::replace(&mut self.fields[at].1, value)),
+            Err(at) => {
+                self.fields.insert(at, (field, value));
+                None
+            }
+        }
+    }
+
+    /// Sets a field unless it is set already.
+    pub fn insert_if_absent(&mut self, name: &str, value: impl FnOnce() -> Value) {
+        if !self.contains_key(name) {
+            self.insert(name, value());
+        }
+    }
+
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        let at = self.find(Field::of(name)?).ok()?;
+        Some(self.fields.remove(at).1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Fields and values, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
+        self.fields.iter().map(|(f, v)| (f.name(), v))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.fields.iter().map(|(f, _)| f.name())
+    }
+
+    /// Fields (as places) and values, in name order.
+    pub(crate) fn entries(&self) -> &[(Field, Value)] {
+        &self.fields
+    }
+
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
+        self.fields.iter_mut().map(|(_, v)| v)
+    }
+
+    /// The object as a JSON map (a nested canonical object is kept as one inside a value).
+    pub fn into_map(self) -> serde_json::Map<String, Value> {
+        self.fields
+            .into_iter()
+            .map(|(f, v)| (f.name().to_string(), v))
+            .collect()
+    }
+
+    /// A JSON map's canonical fields as an object; other keys are left out.
+    pub fn from_map(map: &serde_json::Map<String, Value>) -> Object {
+        let mut fields: Vec<(Field, Value)> = map
+            .iter()
+            .filter_map(|(k, v)| Field::of(k).map(|f| (f, v.clone())))
+            .collect();
+        fields.sort_by_key(|(f, _)| *f);
+        Object { fields }
+    }
+}
+
+impl<'a> FromIterator<(&'a str, Value)> for Object {
+    fn from_iter<I: IntoIterator<Item = (&'a str, Value)>>(iter: I) -> Object {
+        let mut obj = Object::new();
+        for (name, value) in iter {
+            obj.insert(name, value);
+        }
+        obj
+    }
+}
+
+impl<'a> IntoIterator for &'a Object {
+    type Item = (&'static str, &'a Value);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Field, Value)>,
+        fn(&'a (Field, Value)) -> (&'static str, &'a Value),
+    >;
+    fn into_iter(self) -> Self::IntoIter {
+        self.fields.iter().map(|(f, v)| (f.name(), v))
+    }
+}
+
+impl Serialize for Object {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.fields.len()))?;
+        for (field, value) in &self.fields {
+            map.serialize_entry(field.name(), value)?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_kept_in_name_order_and_found_by_name() {
+        let mut obj = Object::new();
+        assert_eq!(obj.insert("login", Value::from("acme")), None);
+        obj.insert("id", Value::from(7));
+        obj.insert("avatar_url", Value::from("u"));
+        assert_eq!(
+            obj.insert("login", Value::from("acme2")),
+            Some(Value::from("acme"))
+        );
+        let names: Vec<_> = obj.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["avatar_url", "id", "login"]);
+        assert_eq!(obj.get("login"), Some(&Value::from("acme2")));
+        assert_eq!(obj.remove("id"), Some(Value::from(7)));
+        assert!(!obj.contains_key("id"));
+        assert_eq!(
+            serde_json::to_string(&obj).ok().as_deref(),
+            Some(r#"{"avatar_url":"u","login":"acme2"}"#)
+        );
+        assert_eq!(Object::from_map(&obj.clone().into_map()), obj);
+    }
+
+    #[test]
+    fn every_schema_field_has_a_place() {
+        for entity in [
+            Entity::Organization,
+            Entity::User,
+            Entity::Permissions,
+            Entity::Activity,
+        ] {
+            for (name, _) in entity.fields() {
+                assert_eq!(Field::of(name).map(Field::name), Some(*name));
+            }
+        }
+        assert_eq!(Field::of("no_such_field"), None);
+    }
+}
