@@ -652,7 +652,7 @@ pub async fn run(dialect: &str, target: &str, token: Option<&str>) -> anyhow::Re
         let transport = &transport;
         async move {
             let req = req.map_err(|e| format!("cannot build the request: {e}"))?;
-            transport.send(req).await.map_err(|f| f.to_string())
+            transport.send(&req).await.map_err(|f| f.to_string())
         }
     };
 

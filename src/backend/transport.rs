@@ -152,24 +152,41 @@ impl Transport {
         self.timeout
     }
 
+    /// The User-Agent sent where a request names none.
+    pub fn user_agent(&self) -> &HeaderValue {
+        &self.user_agent
+    }
+
     /// Sends one request and reads its whole answer. Never retried here once it may have
     /// reached the upstream: the caller decides. (A request that could not be written whole
     /// on an idle connection, which the upstream had closed meanwhile, goes again on a new one.)
-    pub async fn send(&self, mut req: Request<Bytes>) -> Result<Reply, Failure> {
-        let uri = req.uri().clone();
+    /// The request is borrowed, so that a caller that may send it again keeps it without a copy.
+    pub async fn send(&self, req: &Request<Bytes>) -> Result<Reply, Failure> {
+        let uri = req.uri();
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(Failure::Connect);
         };
-        let headers = req.headers_mut();
-        headers
-            .entry(http::header::USER_AGENT)
-            .or_insert_with(|| self.user_agent.clone());
-        if !headers.contains_key(http::header::HOST) {
-            headers.insert(
-                http::header::HOST,
-                host_header(&uri).ok_or(Failure::Connect)?,
-            );
-        }
+        // A user agent and a host where the request has none (the upstream client sets both).
+        let filled;
+        let given = req.headers();
+        let headers = if given.contains_key(http::header::USER_AGENT)
+            && given.contains_key(http::header::HOST)
+        {
+            given
+        } else {
+            let mut headers = given.clone();
+            headers
+                .entry(http::header::USER_AGENT)
+                .or_insert_with(|| self.user_agent.clone());
+            if !headers.contains_key(http::header::HOST) {
+                headers.insert(
+                    http::header::HOST,
+                    host_header(uri).ok_or(Failure::Connect)?,
+                );
+            }
+            filled = headers;
+            &filled
+        };
         // Origin form on the wire: the connection already knows the origin.
         let target = uri.path_and_query().map_or("/", |p| p.as_str());
         let exchange = async {
@@ -182,13 +199,7 @@ impl Transport {
             };
             loop {
                 let sent = conn
-                    .exchange(
-                        req.method(),
-                        target,
-                        req.headers(),
-                        req.body(),
-                        self.max_body,
-                    )
+                    .exchange(req.method(), target, headers, req.body(), self.max_body)
                     .await;
                 match sent {
                     Ok((answer, reusable)) => {

@@ -841,6 +841,10 @@ impl UpstreamForge {
         let mut headers = http::HeaderMap::with_capacity(6);
         headers.insert(http::header::HOST, self.host.clone());
         headers.insert(
+            http::header::USER_AGENT,
+            self.transport.user_agent().clone(),
+        );
+        headers.insert(
             http::header::ACCEPT,
             http::HeaderValue::from_static("application/json"),
         );
@@ -867,14 +871,14 @@ impl UpstreamForge {
             None => Bytes::new(),
         };
         let idempotent = matches!(route.method, Method::GET | Method::HEAD);
+        let mut request = http::Request::new(payload);
+        *request.method_mut() = route.method.clone();
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut request = http::Request::new(payload.clone());
-            *request.method_mut() = route.method.clone();
-            *request.uri_mut() = uri.clone();
-            *request.headers_mut() = headers.clone();
-            match self.transport.send(request).await {
+            match self.transport.send(&request).await {
                 Ok(reply) => return Ok(self.answer(reply)),
                 // Only a request that never reached the upstream, and only an idempotent one,
                 // is tried again: a write is never repeated.
@@ -1052,7 +1056,7 @@ impl Backend for UpstreamForge {
         Box::pin(async move {
             let url = format!("{}/avatars/{}", self.base_url, encode_path(rest));
             let request = http::Request::get(url).body(Bytes::new()).ok()?;
-            let reply = self.transport.send(request).await.ok()?;
+            let reply = self.transport.send(&request).await.ok()?;
             if !reply.status.is_success() {
                 return None;
             }
