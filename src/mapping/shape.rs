@@ -424,7 +424,9 @@ fn set_path(target: &mut serde_json::Map<String, Value>, path: &[String], value:
     }
 }
 
-fn node_id(type_name: &str, id: &Value) -> Value {
+/// Appends GitHub's legacy node id of an object, as a JSON string: base64 of
+/// `0{length of the type name}:{type name}{id}`.
+fn write_node_id(out: &mut Vec<u8>, type_name: &str, id: &Value) {
     let mut raw = String::with_capacity(type_name.len() + 24);
     raw.push('0');
     raw.push_str(itoa::Buffer::new().format(type_name.len()));
@@ -438,9 +440,15 @@ fn node_id(type_name: &str, id: &Value) -> Value {
         },
         other => raw.push_str(&other.to_string()),
     }
-    let mut out = String::with_capacity(raw.len().div_ceil(3) * 4);
-    base64::engine::general_purpose::STANDARD.encode_string(raw, &mut out);
-    Value::String(out)
+    // Base64 text needs no JSON escaping: it is encoded straight into the answer.
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + base64::encoded_len(raw.len(), true).unwrap_or(0), 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(raw, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
 }
 
 impl Shape {
@@ -649,7 +657,11 @@ impl Shape {
                 Source::Const(v) => Piece::Ref(v),
                 Source::Compute(Compute::GithubNodeId(ty)) => {
                     match self.lookups[i].field.and_then(|at| view.0[at]) {
-                        Some(id) if !id.is_null() => Piece::Owned(node_id(ty, id)),
+                        Some(id) if !id.is_null() => {
+                            member(out, first, &self.json_keys[i]);
+                            write_node_id(out, ty, id);
+                            continue;
+                        }
                         _ => Piece::Null,
                     }
                 }
@@ -1256,13 +1268,18 @@ mod tests {
 
     #[test]
     fn legacy_node_id_matches_github() {
+        let node_id = |type_name: &str, id: Value| {
+            let mut out = b"[".to_vec();
+            write_node_id(&mut out, type_name, &id);
+            String::from_utf8(out).unwrap_or_default()
+        };
         assert_eq!(
-            node_id("Organization", &Value::from(1)),
-            Value::String("MDEyOk9yZ2FuaXphdGlvbjE=".into())
+            node_id("Organization", Value::from(1)),
+            "[\"MDEyOk9yZ2FuaXphdGlvbjE=\""
         );
         assert_eq!(
-            node_id("User", &Value::from(3407303)),
-            Value::String("MDQ6VXNlcjM0MDczMDM=".into())
+            node_id("User", Value::from(3407303)),
+            "[\"MDQ6VXNlcjM0MDczMDM=\""
         );
     }
 }
