@@ -4,7 +4,6 @@
 
 use std::sync::LazyLock;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::schema::Entity;
@@ -67,12 +66,9 @@ impl Object {
         self.fields.binary_search_by_key(&field, |(f, _)| *f)
     }
 
-    pub fn field(&self, field: Field) -> Option<&Value> {
-        self.find(field).ok().map(|at| &self.fields[at].1)
-    }
-
     pub fn get(&self, name: &str) -> Option<&Value> {
-        Field::of(name).and_then(|f| self.field(f))
+        let at = self.find(Field::of(name)?).ok()?;
+        Some(&self.fields[at].1)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
@@ -110,10 +106,6 @@ impl Object {
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let at = self.find(Field::of(name)?).ok()?;
         Some(self.fields.remove(at).1)
-    }
-
-    pub fn len(&self) -> usize {
-        self.fields.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -178,16 +170,6 @@ impl<'a> IntoIterator for &'a Object {
     }
 }
 
-impl Serialize for Object {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.fields.len()))?;
-        for (field, value) in &self.fields {
-            map.serialize_entry(field.name(), value)?;
-        }
-        map.end()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +190,9 @@ mod tests {
         assert_eq!(obj.remove("id"), Some(Value::from(7)));
         assert!(!obj.contains_key("id"));
         assert_eq!(
-            serde_json::to_string(&obj).ok().as_deref(),
+            serde_json::to_string(&obj.clone().into_map())
+                .ok()
+                .as_deref(),
             Some(r#"{"avatar_url":"u","login":"acme2"}"#)
         );
         assert_eq!(Object::from_map(&obj.clone().into_map()), obj);

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-pub use super::object::Object;
+use super::object::Object;
 use super::schema::Entity;
 
 macro_rules! operations {
