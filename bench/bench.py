@@ -517,24 +517,29 @@ def cpu_cell(v):
     return "—" if v is None else f"{v:.0f}"
 
 
-def rps_cell(r):
-    """Requests per second; for a case run in rounds, the median round with the range."""
-    rounds = r.get("rounds_rps") or []
-    if len(rounds) < 2:
-        return f"{r['rps']:.0f}"
-    return f"{r['rps']:.0f} ({min(rounds):.0f}–{max(rounds):.0f})"
+def median_round(rounds, key):
+    """Of one target's rounds, the one with the median `key` (req/s, p99), which keeps every
+    round's value in `rounds_<key>` for the range shown beside it."""
+    ordered = sorted(rounds, key=lambda r: r[key])
+    keep = ordered[len(ordered) // 2]
+    keep[f"rounds_{key}"] = [r[key] for r in ordered]
+    return keep
 
 
-def p99_cell(r):
-    """p99 in ms; for a case run in rounds, the median round with the range."""
-    rounds = r.get("rounds_p99_us") or []
+def round_cell(r, key, fmt):
+    """A figure of a row; for a case run in rounds, the median round's with the range."""
+    rounds = r.get(f"rounds_{key}") or []
     if len(rounds) < 2:
-        return fmt_ms(r["p99_us"])
-    return f"{fmt_ms(r['p99_us'])} ({fmt_ms(min(rounds))}–{fmt_ms(max(rounds))})"
+        return fmt(r[key])
+    return f"{fmt(r[key])} ({fmt(min(rounds))}–{fmt(max(rounds))})"
 
 
 def fmt_ms(us):
     return f"{us / 1000:.2f}"
+
+
+def fmt_rps(rps):
+    return f"{rps:.0f}"
 
 
 def socket_errors(r):
@@ -573,7 +578,7 @@ def render(results, paced, info, startup, idle, args):
         if r["target"] == "a":
             rss = f"(upstream: {r['upstream_peak_rss_kib'] / 1024:.1f})"
         w(f"| {r['case']} | {TARGET_NAMES[r['target']] if not r.get('target_label') else r['target_label']} | `{r['method']} {r['path']}` "
-          f"| {rps_cell(r)} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | {errs} / {r['err_status']} "
+          f"| {round_cell(r, 'rps', fmt_rps)} | {fmt_ms(r['p50_us'])} | {fmt_ms(r['p99_us'])} | {errs} / {r['err_status']} "
           f"| {cpu_cell(r['proxy_cpu_us_per_req'])} | {cpu_cell(r['upstream_cpu_us_per_req'])} | {rss} "
           f"| {r.get('foreign_cpu_pct', 0):.0f}% |")
     w("")
@@ -624,7 +629,7 @@ def render(results, paced, info, startup, idle, args):
             over.append("—" if r["target"] == base or base not in by or r["target"] == "a"
                         else f"{(r['p99_us'] - by[base]['p99_us']) / 1000:+.2f}")
         w(f"| {r['case']} | {TARGET_NAMES[r['target']]} | {r['offered_rps']:.0f} | {r['rps']:.0f} | {fmt_ms(r['p50_us'])} "
-          f"| {p99_cell(r)} | {errs} / {r['err_status']} | {over[0]} | {over[1]} |")
+          f"| {round_cell(r, 'p99_us', fmt_ms)} | {errs} / {r['err_status']} | {over[0]} | {over[1]} |")
     w("")
     w("## Start-up and idle connections")
     w("")
@@ -765,10 +770,7 @@ def main():
         for r in mine:
             by.setdefault(r["target"], []).append(r)
         for t in sorted(by):
-            rounds = sorted(by[t], key=lambda r: r["rps"])
-            keep = rounds[len(rounds) // 2]
-            keep["rounds_rps"] = [r["rps"] for r in rounds]
-            results.append(keep)
+            results.append(median_round(by[t], "rps"))
 
     def paced_cases(case, spec, headers):
         """Latency at one fixed offered load for every target of `spec` ({target: (port, path)}):
@@ -790,10 +792,7 @@ def main():
                     f"{r['rps']:.0f} req/s, p50 {fmt_ms(r['p50_us'])} ms, p99 {fmt_ms(r['p99_us'])} ms, "
                     f"status errors {r['err_status']}")
         for target in spec:
-            rounds = sorted(by[target], key=lambda r: r["p99_us"])
-            keep = rounds[len(rounds) // 2]
-            keep["rounds_p99_us"] = [r["p99_us"] for r in rounds]
-            paced.append(keep)
+            paced.append(median_round(by[target], "p99_us"))
 
     try:
         # ------------------------------------------------------------------ GET and list
