@@ -4,6 +4,7 @@
 pub mod body;
 mod compile;
 mod raw;
+mod reader;
 pub mod shape;
 pub mod template;
 

@@ -9,11 +9,9 @@ use std::sync::Arc;
 use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::de::StrRead;
 use serde_json::Value;
 
+use super::reader::{Malformed, Reader};
 use super::template::Template;
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
@@ -115,102 +113,34 @@ impl ReadPlan {
     }
 }
 
-/// Reads one JSON object through a plan: planned values land in their rules' slots, every
-/// other value is skipped without being built.
-struct PlannedObject<'p> {
-    plan: &'p ReadPlan,
-    slots: &'p mut [Option<Value>],
-}
-
-impl<'de> DeserializeSeed<'de> for PlannedObject<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PlannedObject<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let Some(node) = self.plan.get(&key) else {
-                map.next_value::<IgnoredAny>()?;
-                continue;
+impl ReadPlan {
+    /// Reads the value the reader is at through this plan: planned values land in their
+    /// rules' slots, every other value is checked and skipped without being built. Anything
+    /// but an object reads as nothing.
+    fn read(&self, r: &mut Reader<'_>, slots: &mut [Option<Value>]) -> Result<(), Malformed> {
+        if r.peek() != Some(b'{') {
+            return r.skip();
+        }
+        r.object(|r, key| {
+            let Some(node) = self.get(&key) else {
+                return r.skip();
             };
             if node.rules.is_empty() {
-                map.next_value_seed(PlannedObject {
-                    plan: &node.inner,
-                    slots: &mut *self.slots,
-                })?;
-                continue;
+                return node.inner.read(r, slots);
             }
-            let value: Value = map.next_value()?;
+            let value = r.value()?;
             if !node.inner.keys.is_empty() {
-                node.inner.fill_from(&value, self.slots);
+                node.inner.fill_from(&value, slots);
             }
             if let Some((last, rest)) = node.rules.split_last() {
                 for &i in rest {
-                    self.slots[i] = Some(value.clone());
+                    slots[i] = Some(value.clone());
                 }
-                self.slots[*last] = Some(value);
+                slots[*last] = Some(value);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
-
-    // Any other JSON value at a planned object's place reads as nothing.
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-}
-
-/// An object key, borrowed from the input unless it had escapes.
-struct Key<'de>(Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object key")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
-    }
-}
-
-impl ReadPlan {
     /// The same, from a value already built (a planned key that is also read inside).
     fn fill_from(&self, json: &Value, slots: &mut [Option<Value>]) {
         for (key, node) in &self.keys {
@@ -220,54 +150,6 @@ impl ReadPlan {
             }
             node.inner.fill_from(value, slots);
         }
-    }
-}
-
-/// One shape-decoded object, read straight from the bytes.
-struct Decoded<'s>(&'s Shape);
-
-impl<'de> DeserializeSeed<'de> for Decoded<'_> {
-    type Value = Object;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object, D::Error> {
-        let shape = self.0;
-        match &shape.reads {
-            Some(plan) => {
-                let mut slots: Vec<Option<Value>> = vec![None; shape.fields.len()];
-                PlannedObject {
-                    plan,
-                    slots: &mut slots,
-                }
-                .deserialize(d)?;
-                Ok(shape.decode_slots(|i, _| slots[i].take().map(Cow::Owned)))
-            }
-            None => Value::deserialize(d).map(|json| shape.decode_response(&json)),
-        }
-    }
-}
-
-/// A JSON array of shape-decoded objects.
-struct DecodedList<'s>(&'s Shape);
-
-impl<'de> DeserializeSeed<'de> for DecodedList<'_> {
-    type Value = Vec<Object>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Vec<Object>, D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for DecodedList<'_> {
-    type Value = Vec<Object>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON array")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<Object>, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(obj) = seq.next_element_seed(Decoded(self.0))? {
-            items.push(obj);
-        }
-        Ok(items)
     }
 }
 
@@ -755,24 +637,51 @@ impl Shape {
     }
 
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
-    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, serde_json::Error> {
-        let mut de = json_reader(body)?;
-        let obj = Decoded(self).deserialize(&mut de)?;
-        de.end()?;
+    pub fn decode_slice(&self, body: &[u8]) -> Result<Object, Malformed> {
+        let mut r = Reader::new(body)?;
+        let obj = self.read(&mut r, &mut Vec::new())?;
+        r.end()?;
         Ok(obj)
     }
 
     /// An upstream's JSON array of these objects, decoded without building its JSON tree.
-    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, serde_json::Error> {
-        let mut de = json_reader(body)?;
-        let items = DecodedList(self).deserialize(&mut de)?;
-        de.end()?;
+    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, Malformed> {
+        let mut r = Reader::new(body)?;
+        if r.peek() != Some(b'[') {
+            return Err(r.malformed("expected an array"));
+        }
+        let mut items = Vec::new();
+        let mut slots = Vec::new();
+        r.array(|r| {
+            items.push(self.read(r, &mut slots)?);
+            Ok(())
+        })?;
+        r.end()?;
         Ok(items)
     }
 
     /// The first object of an upstream's JSON array (a list of one), if any.
-    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, serde_json::Error> {
+    pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, Malformed> {
         Ok(self.decode_list_slice(body)?.into_iter().next())
+    }
+
+    /// One object read through the shape's read plan, or built and then decoded where the
+    /// shape's rules need the whole value (merges, JSONPath reads). `slots` is scratch space,
+    /// kept from one object of a list to the next.
+    fn read(
+        &self,
+        r: &mut Reader<'_>,
+        slots: &mut Vec<Option<Value>>,
+    ) -> Result<Object, Malformed> {
+        match &self.reads {
+            Some(plan) => {
+                slots.clear();
+                slots.resize(self.fields.len(), None);
+                plan.read(r, slots)?;
+                Ok(self.decode_slots(|i, _| slots[i].take().map(Cow::Owned)))
+            }
+            None => r.value().map(|json| self.decode_response(&json)),
+        }
     }
 
     /// Runs the read rules in order over the raw value each one reads (`raw(i, rule)`): the
@@ -1031,11 +940,6 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 
 /// A JSON reader over an answer checked as UTF-8 in one pass, so that the reader does not
 /// check each string again (a list answer is mostly strings).
-fn json_reader(body: &[u8]) -> Result<serde_json::Deserializer<StrRead<'_>>, serde_json::Error> {
-    let text = std::str::from_utf8(body).map_err(serde::de::Error::custom)?;
-    Ok(serde_json::Deserializer::from_str(text))
-}
-
 /// Renders a URL field's value, piece by piece, into `push`. Every placeholder's value is
 /// percent-encoded as a path segment.
 fn render_url(

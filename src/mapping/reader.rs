@@ -1,0 +1,650 @@
+//! A strict JSON reader (RFC 8259) for upstream answers, read straight from their bytes: the
+//! values a caller asks for are built as `serde_json` values, everything else is checked and
+//! skipped without being built. Nesting is bounded, and skipping never recurses.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde_json::{Map, Number, Value};
+
+/// The deepest nesting of arrays and objects an answer may have (serde_json's own limit).
+const MAX_DEPTH: u32 = 127;
+
+/// Why an answer is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Malformed {
+    pub at: usize,
+    pub what: &'static str,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "malformed JSON at byte {}: {}", self.at, self.what)
+    }
+}
+
+impl std::error::Error for Malformed {}
+
+pub struct Reader<'a> {
+    text: &'a str,
+    at: usize,
+    /// Arrays and objects open around the reader's place.
+    depth: u32,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `body`, which must be UTF-8 (checked once, here).
+    pub fn new(body: &'a [u8]) -> Result<Reader<'a>, Malformed> {
+        let text = std::str::from_utf8(body).map_err(|e| Malformed {
+            at: e.valid_up_to(),
+            what: "not UTF-8",
+        })?;
+        Ok(Reader {
+            text,
+            at: 0,
+            depth: 0,
+        })
+    }
+
+    pub fn malformed(&self, what: &'static str) -> Malformed {
+        Malformed { at: self.at, what }
+    }
+
+    fn fail<T>(&self, what: &'static str) -> Result<T, Malformed> {
+        Err(self.malformed(what))
+    }
+
+    /// The next byte that is not whitespace, left unread.
+    #[inline]
+    pub fn peek(&mut self) -> Option<u8> {
+        let bytes = self.text.as_bytes();
+        while let Some(&c) = bytes.get(self.at) {
+            if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                return Some(c);
+            }
+            self.at += 1;
+        }
+        None
+    }
+
+    fn eat(&mut self, c: u8, what: &'static str) -> Result<(), Malformed> {
+        if self.peek() != Some(c) {
+            return self.fail(what);
+        }
+        self.at += 1;
+        Ok(())
+    }
+
+    /// Only whitespace may follow the value read.
+    pub fn end(&mut self) -> Result<(), Malformed> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => self.fail("more after the value"),
+        }
+    }
+
+    /// Steps into an array or object (the reader is at its opening bracket).
+    fn enter(&mut self) -> Result<(), Malformed> {
+        if self.depth >= MAX_DEPTH {
+            return self.fail("nested too deeply");
+        }
+        self.depth += 1;
+        self.at += 1;
+        Ok(())
+    }
+
+    /// Steps out of an array or object if the next byte closes it.
+    fn close(&mut self, bracket: u8) -> bool {
+        if self.peek() != Some(bracket) {
+            return false;
+        }
+        self.at += 1;
+        self.depth -= 1;
+        true
+    }
+
+    /// Reads the object the reader is at, member by member: `member` is handed each key and
+    /// must read or skip its value.
+    pub fn object(
+        &mut self,
+        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        self.enter()?;
+        if self.close(b'}') {
+            return Ok(());
+        }
+        loop {
+            self.eat(b'"', "expected a key")?;
+            let key = self.string()?;
+            self.eat(b':', "expected ':'")?;
+            member(self, key)?;
+            if self.close(b'}') {
+                return Ok(());
+            }
+            self.eat(b',', "expected ',' or '}'")?;
+        }
+    }
+
+    /// Reads the array the reader is at: `item` must read or skip each value.
+    pub fn array(
+        &mut self,
+        mut item: impl FnMut(&mut Self) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        self.enter()?;
+        if self.close(b']') {
+            return Ok(());
+        }
+        loop {
+            item(self)?;
+            if self.close(b']') {
+                return Ok(());
+            }
+            self.eat(b',', "expected ',' or ']'")?;
+        }
+    }
+
+    /// Reads one value and builds it.
+    pub fn value(&mut self) -> Result<Value, Malformed> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                Ok(Value::String(self.string()?.into_owned()))
+            }
+            Some(b'{') => {
+                let mut map = Map::new();
+                self.object(|r, key| {
+                    let value = r.value()?;
+                    map.insert(key.into_owned(), value);
+                    Ok(())
+                })?;
+                Ok(Value::Object(map))
+            }
+            Some(b'[') => {
+                let mut items = Vec::new();
+                self.array(|r| {
+                    items.push(r.value()?);
+                    Ok(())
+                })?;
+                Ok(Value::Array(items))
+            }
+            Some(b'-' | b'0'..=b'9') => self.number().map(Value::Number),
+            Some(b't') => self.word("true").map(|()| Value::Bool(true)),
+            Some(b'f') => self.word("false").map(|()| Value::Bool(false)),
+            Some(b'n') => self.word("null").map(|()| Value::Null),
+            _ => self.fail("expected a value"),
+        }
+    }
+
+    /// Checks one value as strictly as [`Reader::value`] and steps over it, without recursion
+    /// and without building anything.
+    pub fn skip(&mut self) -> Result<(), Malformed> {
+        let base = self.depth;
+        // Bit `d` is set while the container at depth `d + 1` is an object.
+        let mut objects: u128 = 0;
+        loop {
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    self.skip_string()?;
+                }
+                Some(b'{') => {
+                    self.enter()?;
+                    objects |= 1 << (self.depth - 1);
+                    if !self.close(b'}') {
+                        self.skip_key()?;
+                        continue;
+                    }
+                }
+                Some(b'[') => {
+                    self.enter()?;
+                    objects &= !(1 << (self.depth - 1));
+                    if !self.close(b']') {
+                        continue;
+                    }
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    self.number()?;
+                }
+                Some(b't') => self.word("true")?,
+                Some(b'f') => self.word("false")?,
+                Some(b'n') => self.word("null")?,
+                _ => return self.fail("expected a value"),
+            }
+            // A value is complete: close what ends here, then on to the next value.
+            loop {
+                if self.depth == base {
+                    return Ok(());
+                }
+                let in_object = objects >> (self.depth - 1) & 1 == 1;
+                if self.close(if in_object { b'}' } else { b']' }) {
+                    continue;
+                }
+                self.eat(b',', "expected ',' or the end of the array or object")?;
+                if in_object {
+                    self.skip_key()?;
+                }
+                break;
+            }
+        }
+    }
+
+    fn skip_key(&mut self) -> Result<(), Malformed> {
+        self.eat(b'"', "expected a key")?;
+        self.skip_string()?;
+        self.eat(b':', "expected ':'")
+    }
+
+    fn word(&mut self, word: &'static str) -> Result<(), Malformed> {
+        if !self.text.as_bytes()[self.at..].starts_with(word.as_bytes()) {
+            return self.fail("expected a value");
+        }
+        self.at += word.len();
+        Ok(())
+    }
+
+    /// Where the plain text of a string from `from` ends: at its closing quote or its next
+    /// escape. A string may not hold control characters. Eight bytes are looked at a time, as
+    /// one `u64`: a byte is flagged when it is a quote, a backslash or below 0x20, and the
+    /// lowest flagged byte is the first such one (a borrow only ever flags bytes above it).
+    #[inline]
+    fn plain_run(&self, from: usize) -> Result<usize, Malformed> {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = ONES * 0x80;
+        let bytes = self.text.as_bytes();
+        let stop = |at: usize| match bytes[at] {
+            b'"' | b'\\' => Ok(at),
+            _ => Err(Malformed {
+                at,
+                what: "control character in a string",
+            }),
+        };
+        let mut at = from;
+        while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+            let x = u64::from_le_bytes(*chunk);
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            let flagged = (quote.wrapping_sub(ONES) & !quote)
+                | (backslash.wrapping_sub(ONES) & !backslash)
+                | (x.wrapping_sub(ONES * 0x20) & !x);
+            let flagged = flagged & HIGH;
+            if flagged != 0 {
+                return stop(at + (flagged.trailing_zeros() / 8) as usize);
+            }
+            at += 8;
+        }
+        while let Some(&c) = bytes.get(at) {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                return stop(at);
+            }
+            at += 1;
+        }
+        Err(Malformed {
+            at,
+            what: "unterminated string",
+        })
+    }
+
+    /// Reads a string's contents (the reader is past its opening quote), borrowed from the
+    /// answer unless it has escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>, Malformed> {
+        let text = self.text;
+        let start = self.at;
+        let mut end = self.plain_run(start)?;
+        if text.as_bytes()[end] == b'"' {
+            self.at = end + 1;
+            return Ok(Cow::Borrowed(&text[start..end]));
+        }
+        let mut out = String::with_capacity(end - start + 16);
+        out.push_str(&text[start..end]);
+        loop {
+            // At a backslash.
+            self.at = end + 1;
+            let Some(&kind) = text.as_bytes().get(self.at) else {
+                return self.fail("unterminated string");
+            };
+            self.at += 1;
+            out.push(match kind {
+                b'"' => '"',
+                b'\\' => '\\',
+                b'/' => '/',
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                b'u' => self.unicode_escape()?,
+                _ => return self.fail("invalid escape"),
+            });
+            end = self.plain_run(self.at)?;
+            out.push_str(&text[self.at..end]);
+            if text.as_bytes()[end] == b'"' {
+                self.at = end + 1;
+                return Ok(Cow::Owned(out));
+            }
+        }
+    }
+
+    /// Steps over a string's contents (the reader is past its opening quote), checking it as
+    /// [`Reader::string`] does.
+    fn skip_string(&mut self) -> Result<(), Malformed> {
+        loop {
+            let end = self.plain_run(self.at)?;
+            self.at = end + 1;
+            if self.text.as_bytes()[end] == b'"' {
+                return Ok(());
+            }
+            match self.text.as_bytes().get(self.at) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
+                Some(b'u') => {
+                    self.at += 1;
+                    self.unicode_escape()?;
+                }
+                _ => return self.fail("invalid escape"),
+            }
+        }
+    }
+
+    /// Four hex digits of a `\u` escape.
+    fn hex4(&mut self) -> Result<u32, Malformed> {
+        let Some(digits) = self.text.as_bytes().get(self.at..self.at + 4) else {
+            return self.fail("invalid \\u escape");
+        };
+        let mut n = 0;
+        for &d in digits {
+            let Some(v) = char::from(d).to_digit(16) else {
+                return self.fail("invalid \\u escape");
+            };
+            n = n * 16 + v;
+        }
+        self.at += 4;
+        Ok(n)
+    }
+
+    /// The character of a `\u` escape (the reader is past the `u`): a surrogate pair is one
+    /// character, a lone surrogate is an error.
+    fn unicode_escape(&mut self) -> Result<char, Malformed> {
+        let code = match self.hex4()? {
+            high @ 0xD800..=0xDBFF => {
+                if self.text.as_bytes().get(self.at..self.at + 2) != Some(b"\\u") {
+                    return self.fail("lone surrogate in a \\u escape");
+                }
+                self.at += 2;
+                let low = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&low) {
+                    return self.fail("lone surrogate in a \\u escape");
+                }
+                0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return self.fail("lone surrogate in a \\u escape"),
+            code => code,
+        };
+        char::from_u32(code).ok_or_else(|| self.malformed("invalid \\u escape"))
+    }
+
+    /// Reads a number: an integer as `u64` or `i64` where it fits, anything else as a finite
+    /// `f64` (as serde_json reads them).
+    fn number(&mut self) -> Result<Number, Malformed> {
+        let start = self.at;
+        let integer = self.scan_number()?;
+        let text = &self.text[start..self.at];
+        if integer {
+            if let Ok(n) = text.parse::<u64>() {
+                return Ok(n.into());
+            }
+            // `-0` is a float, as serde_json reads it.
+            match text.parse::<i64>() {
+                Ok(n) if n != 0 => return Ok(n.into()),
+                _ => {}
+            }
+        }
+        text.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .ok_or(Malformed {
+                at: start,
+                what: "number out of range",
+            })
+    }
+
+    /// Steps over a number, checking its form; true when it has no fraction or exponent.
+    fn scan_number(&mut self) -> Result<bool, Malformed> {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        if bytes.get(self.at) == Some(&b'-') {
+            self.at += 1;
+        }
+        match bytes.get(self.at) {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return self.fail("invalid number"),
+        }
+        let mut integer = true;
+        if bytes.get(self.at) == Some(&b'.') {
+            self.at += 1;
+            integer = false;
+            if !self.digits() {
+                return self.fail("invalid number");
+            }
+        }
+        if matches!(bytes.get(self.at), Some(b'e' | b'E')) {
+            self.at += 1;
+            integer = false;
+            if matches!(bytes.get(self.at), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !self.digits() {
+                return self.fail("invalid number");
+            }
+        }
+        Ok(integer)
+    }
+
+    /// Steps over decimal digits; true when there was at least one.
+    fn digits(&mut self) -> bool {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let start = self.at;
+        while bytes.get(self.at).is_some_and(u8::is_ascii_digit) {
+            self.at += 1;
+        }
+        self.at > start
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Value, Malformed> {
+        let mut r = Reader::new(text.as_bytes())?;
+        let v = r.value()?;
+        r.end()?;
+        Ok(v)
+    }
+
+    fn skips(text: &str) -> bool {
+        let Ok(mut r) = Reader::new(text.as_bytes()) else {
+            return false;
+        };
+        r.skip().and_then(|()| r.end()).is_ok()
+    }
+
+    /// The reader must agree with serde_json on what is JSON and what it means, whether it
+    /// builds a value or skips it.
+    fn agrees(text: &str) {
+        let theirs = serde_json::from_str::<Value>(text).ok();
+        let ours = read(text).ok();
+        assert_eq!(ours, theirs, "value of {text:?}");
+        assert_eq!(skips(text), theirs.is_some(), "skipping {text:?}");
+    }
+
+    const VALID: &[&str] = &[
+        "null",
+        " true ",
+        "\tfalse\r\n",
+        "0",
+        "-0",
+        "-1",
+        "12.5e3",
+        "1E-2",
+        "1e-400",
+        "0.1",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775808",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+        r#""a\u00e9\ud83d\ude00\n\"\\\/\b\f\r\t""#,
+        "\"é ü 😀\"",
+        "[]",
+        "{}",
+        r#"[1,[2,{"a":[]}],"x",{}]"#,
+        r#"{"a":1,"a":2}"#,
+        r#"{ "a" : { "b" : [ true , null ] } , "c\u0041" : "" }"#,
+        r#"{"login":"acme","id":7,"nested":{"deep":[[[{"x":[1.5,-2e3]}]]]}}"#,
+    ];
+
+    const INVALID: &[&str] = &[
+        "",
+        " ",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "1e+",
+        "+1",
+        "[1,]",
+        "{\"a\":1,}",
+        "{\"a\"}",
+        "{a:1}",
+        "\"\\x\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"\\ud800\\u0041\"",
+        "\"\\u12\"",
+        "\"a\tb\"",
+        "\"a\nb\"",
+        "[",
+        "]",
+        "{\"a\":1]",
+        "[1}",
+        "tru",
+        "nul",
+        "1 2",
+        "\"\"\"\"",
+        "\"abc",
+        "1e400",
+        "-1e400",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{,}",
+        "[,1]",
+        "nulll",
+        "\"\\",
+        "\"\\u",
+        "{\"a\":}",
+        "[-]",
+        "[1.e5]",
+        "-01",
+    ];
+
+    #[test]
+    fn agrees_with_serde_json_on_valid_and_invalid_json() {
+        for text in VALID {
+            assert!(read(text).is_ok(), "{text:?}");
+            agrees(text);
+        }
+        for text in INVALID {
+            assert!(read(text).is_err(), "{text:?}");
+            agrees(text);
+        }
+    }
+
+    /// Every one-byte change of the valid documents (deleted, replaced, or one more inserted
+    /// from the bytes JSON is made of) is read or refused as serde_json reads or refuses it.
+    #[test]
+    fn agrees_with_serde_json_on_every_one_byte_change() {
+        let alphabet = b"{}[]\",:\\/ 0129-+.eEtrufalsn\tuab";
+        let mut checked = 0;
+        for text in VALID {
+            let bytes = text.as_bytes();
+            for at in 0..=bytes.len() {
+                let mut variants = Vec::new();
+                if at < bytes.len() {
+                    let mut v = bytes.to_vec();
+                    v.remove(at);
+                    variants.push(v);
+                }
+                for &c in alphabet {
+                    let mut v = bytes.to_vec();
+                    v.insert(at, c);
+                    variants.push(v);
+                    if at < bytes.len() {
+                        let mut v = bytes.to_vec();
+                        v[at] = c;
+                        variants.push(v);
+                    }
+                }
+                for v in variants {
+                    if let Ok(text) = std::str::from_utf8(&v) {
+                        agrees(text);
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "only {checked} variants");
+    }
+
+    /// Nesting is refused past serde_json's own bound, for values built and skipped alike,
+    /// and a hostile depth costs neither a crash nor recursion.
+    #[test]
+    fn nesting_is_bounded_like_serde_json() {
+        for depth in [1, 127, 128, 129, 100_000] {
+            let arrays = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            let objects = format!("{}1{}", "{\"a\":".repeat(depth), "}".repeat(depth));
+            for text in [arrays, objects] {
+                if depth < 1000 {
+                    agrees(&text);
+                } else {
+                    assert!(read(&text).is_err() && !skips(&text));
+                }
+            }
+        }
+        assert!(read("[[[").is_err() && !skips(&"[".repeat(1_000_000)));
+    }
+
+    /// Strings are scanned eight bytes at a time: a quote, a backslash, a control character or
+    /// a multi-byte character at every place of a string of every length up to three chunks.
+    #[test]
+    fn strings_agree_whatever_the_place_of_a_special_byte() {
+        for len in 0..25 {
+            for at in 0..len {
+                for special in [
+                    "\"", "\\", "\\n", "\u{1}", "\u{1f}", "\u{7f}", " ", "é", "😀",
+                ] {
+                    let mut text: String = "x".repeat(len);
+                    text.replace_range(at..at + 1, special);
+                    agrees(&format!("\"{text}\""));
+                    agrees(&format!("[\"{text}\",1]"));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_bytes_that_are_not_utf8() {
+        assert!(Reader::new(b"\"\xff\"").is_err());
+    }
+
+    #[test]
+    fn strings_without_escapes_are_borrowed() {
+        let mut r = Reader::new(b"\"plain\"").expect("UTF-8");
+        assert_eq!(r.peek(), Some(b'"'));
+        r.at += 1;
+        assert!(matches!(r.string(), Ok(Cow::Borrowed("plain"))));
+    }
+}
