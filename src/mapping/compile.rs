@@ -151,11 +151,11 @@ fn compile_values(
                         continue;
                     }
                 };
-                map.to_canonical
-                    .entry(key)
-                    .or_insert_with(|| canonical.clone());
+                if !map.to_canonical.iter().any(|(k, _)| *k == key) {
+                    map.to_canonical.push((key, canonical.clone()));
+                }
                 if i == 0 {
-                    map.to_dialect.insert(canonical.clone(), v.clone());
+                    map.to_dialect.push((canonical.clone(), v.clone()));
                 }
             }
         }

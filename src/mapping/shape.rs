@@ -12,7 +12,7 @@ use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
 
 use super::reader::{Malformed, Reader};
-use super::template::Template;
+use super::template::{Part, Template};
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
 use crate::canonical::{CanonicalError, Entity, Field, FieldType, Object, Params, ValidationCode};
@@ -39,6 +39,8 @@ pub struct Shape {
     /// ([`View`]) instead of one map search per field and URL placeholder.
     looked_up: Vec<Field>,
     lookups: Vec<Lookups>,
+    /// The looked-up fields URL templates use as path segments (their places in `looked_up`).
+    segments: Vec<usize>,
     /// Each rule's answer key as JSON text with its colon (`"login":`), escaped once here.
     json_keys: Vec<Box<[u8]>>,
 }
@@ -48,22 +50,29 @@ pub struct Shape {
 struct Lookups {
     field: Option<usize>,
     or: Option<usize>,
-    /// One per placeholder of a URL template, in order.
-    vars: Vec<Placeholder>,
+    /// A URL template's pieces, its placeholders resolved against the shape.
+    url: Vec<UrlPart>,
     /// A URL template whose literal text needs no JSON escaping.
     plain_url: bool,
 }
 
 #[derive(Debug)]
-enum Placeholder {
+enum UrlPart {
+    Text(Box<str>),
     Api,
     Web,
-    /// A canonical field (always among `looked_up`), else the request's parameter.
-    Field(Option<usize>),
+    /// A canonical field's value as a path segment: its place in [`Shape::segments`].
+    Segment(usize),
+    /// A placeholder that names no canonical field: the request's parameter.
+    Param(Box<str>),
 }
 
-/// The canonical values a shape's answer reads, in [`Shape::looked_up`] order.
-struct View<'a>(Vec<Option<&'a Value>>);
+/// The canonical values a shape's answer reads, in [`Shape::looked_up`] order, and the ones
+/// its URLs use, percent-encoded once per object, in [`Shape::segments`] order.
+struct View<'a> {
+    values: Vec<Option<&'a Value>>,
+    segments: Vec<Option<Cow<'a, str>>>,
+}
 
 /// The keys one JSON object level is read for. The table is built once from the mapping file
 /// and never grows while reading, so a fixed-seed fast hash is safe against chosen keys.
@@ -219,10 +228,13 @@ pub enum ReadPath {
 
 /// A two-way table of enum values: canonical value ↔ dialect value. Where two canonical values
 /// share a dialect value, reading back takes the first one listed (a declared lossy direction).
+/// The tables hold a handful of values each, so they are searched in order, not hashed.
 #[derive(Debug, Default)]
 pub struct ValueMap {
-    pub to_dialect: HashMap<String, Value>,
-    pub to_canonical: HashMap<String, String>,
+    /// Canonical value → the value the dialect writes for it.
+    pub to_dialect: Vec<(String, Value)>,
+    /// A dialect's value (as text) → canonical value.
+    pub to_canonical: Vec<(String, String)>,
 }
 
 /// Where URL templates point and which request parameters they may use.
@@ -260,13 +272,19 @@ fn value_key(v: &Value) -> Cow<'_, str> {
 
 impl ValueMap {
     fn to_dialect(&self, v: &Value) -> Option<&Value> {
-        self.to_dialect.get(value_key(v).as_ref())
+        find(&self.to_dialect, v)
     }
     fn to_canonical(&self, v: &Value) -> Option<Value> {
-        self.to_canonical
-            .get(value_key(v).as_ref())
-            .map(|s| Value::String(s.clone()))
+        find(&self.to_canonical, v).map(|s| Value::String(s.clone()))
     }
+}
+
+fn find<'m, T>(entries: &'m [(String, T)], v: &Value) -> Option<&'m T> {
+    let key = value_key(v);
+    entries
+        .iter()
+        .find(|(k, _)| k.as_str() == key.as_ref())
+        .map(|(_, t)| t)
 }
 
 impl ReadPath {
@@ -381,6 +399,13 @@ impl Shape {
         looked_up.sort_unstable();
         looked_up.dedup();
         let slot = |name: &str| Field::of(name).and_then(|f| looked_up.binary_search(&f).ok());
+        let mut segments = Vec::new();
+        let segment = |segments: &mut Vec<usize>, at: usize| {
+            segments.iter().position(|&s| s == at).unwrap_or_else(|| {
+                segments.push(at);
+                segments.len() - 1
+            })
+        };
         let lookups = fields
             .iter()
             .map(|rule| Lookups {
@@ -390,13 +415,18 @@ impl Shape {
                     _ => None,
                 },
                 or: rule.or.as_deref().and_then(slot),
-                vars: match &rule.source {
+                url: match &rule.source {
                     Source::Url(t) => t
-                        .vars()
-                        .map(|v| match v {
-                            "api" => Placeholder::Api,
-                            "web" => Placeholder::Web,
-                            name => Placeholder::Field(slot(name)),
+                        .parts()
+                        .iter()
+                        .map(|part| match part {
+                            Part::Lit(text) => UrlPart::Text(text.as_str().into()),
+                            Part::Var(v) if v == "api" => UrlPart::Api,
+                            Part::Var(v) if v == "web" => UrlPart::Web,
+                            Part::Var(name) => match slot(name) {
+                                Some(at) => UrlPart::Segment(segment(&mut segments, at)),
+                                None => UrlPart::Param(name.as_str().into()),
+                            },
                         })
                         .collect(),
                     _ => Vec::new(),
@@ -412,6 +442,7 @@ impl Shape {
             json_keys,
             looked_up,
             lookups,
+            segments,
             decoded,
             decodes_into,
             name,
@@ -501,7 +532,7 @@ impl Shape {
                             let inner = Object::from_map(inner);
                             nested.write_members(
                                 &nested.out,
-                                &nested.view(&inner),
+                                &nested.view(&inner, ctx.params),
                                 ctx,
                                 out,
                                 first,
@@ -522,23 +553,23 @@ impl Shape {
                 },
                 // Placeholders render percent-encoded, so the URL needs escaping only where
                 // the template's text or the roots do: otherwise it goes straight into `out`.
-                Source::Url(t) if ctx.plain_roots && self.lookups[i].plain_url => {
+                Source::Url(_) if ctx.plain_roots && self.lookups[i].plain_url => {
                     member(out, first, &self.json_keys[i]);
                     out.push(b'"');
                     let push = |s: &str| out.extend_from_slice(s.as_bytes());
-                    render_url(push, t, &self.lookups[i].vars, view, ctx);
+                    render_url(push, &self.lookups[i].url, view, ctx);
                     out.push(b'"');
                     continue;
                 }
-                Source::Url(t) => {
+                Source::Url(_) => {
                     url.clear();
                     url.reserve(192);
-                    render_url(|s| url.push_str(s), t, &self.lookups[i].vars, view, ctx);
+                    render_url(|s| url.push_str(s), &self.lookups[i].url, view, ctx);
                     Piece::Str(&url)
                 }
                 Source::Const(v) => Piece::Ref(v),
                 Source::Compute(Compute::GithubNodeId(ty)) => {
-                    match self.lookups[i].field.and_then(|at| view.0[at]) {
+                    match self.lookups[i].field.and_then(|at| view.values[at]) {
                         Some(id) if !id.is_null() => {
                             member(out, first, &self.json_keys[i]);
                             write_node_id(out, ty, id);
@@ -555,9 +586,9 @@ impl Shape {
     }
 
     /// Finds the looked-up fields in one pass over the object's fields (both are in field
-    /// order).
-    fn view<'a>(&self, obj: &'a Object) -> View<'a> {
-        let mut found = vec![None; self.looked_up.len()];
+    /// order), and encodes the ones URLs use as path segments.
+    fn view<'a>(&self, obj: &'a Object, params: &'a Params) -> View<'a> {
+        let mut values = vec![None; self.looked_up.len()];
         let mut wanted = self.looked_up.iter().enumerate().peekable();
         for (key, value) in obj.entries() {
             while let Some((at, field)) = wanted.peek() {
@@ -566,7 +597,7 @@ impl Shape {
                         wanted.next();
                     }
                     std::cmp::Ordering::Equal => {
-                        found[*at] = Some(value);
+                        values[*at] = Some(value);
                         wanted.next();
                         break;
                     }
@@ -574,13 +605,26 @@ impl Shape {
                 }
             }
         }
-        View(found)
+        // A field without a value (or an object) falls back to the request's parameter of the
+        // same name.
+        let segments = self
+            .segments
+            .iter()
+            .map(|&at| match values[at] {
+                Some(Value::String(s)) => Some(encode_segment(s)),
+                Some(Value::Null | Value::Object(_)) | None => {
+                    params.get(self.looked_up[at].name()).map(encode_segment)
+                }
+                Some(v) => Some(Cow::Owned(encode_segment(&v.to_string()).into_owned())),
+            })
+            .collect();
+        View { values, segments }
     }
 
     /// Rule `i`'s canonical value as [`FieldRule::canonical_value`] picks it, from a view.
     fn canonical_in<'a>(&self, view: &View<'a>, i: usize) -> Option<&'a Value> {
         let at = &self.lookups[i];
-        let get = |slot: Option<usize>| slot.and_then(|s| view.0[s]);
+        let get = |slot: Option<usize>| slot.and_then(|s| view.values[s]);
         pick(get(at.field), get(at.or))
     }
 
@@ -862,7 +906,7 @@ pub struct Encoded<'a> {
 impl Encoded<'_> {
     /// Appends the answer's JSON text to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
-        let view = self.shape.view(self.obj);
+        let view = self.shape.view(self.obj, self.ctx.params);
         out.push(b'{');
         self.shape
             .write_members(&self.shape.out, &view, self.ctx, out, &mut true);
@@ -942,23 +986,24 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// check each string again (a list answer is mostly strings).
 /// Renders a URL field's value, piece by piece, into `push`. Every placeholder's value is
 /// percent-encoded as a path segment.
-fn render_url(
-    push: impl FnMut(&str),
-    t: &Template,
-    vars: &[Placeholder],
-    view: &View<'_>,
-    ctx: &EncodeCtx<'_>,
-) {
-    t.render_nth_with(push, |n, name| match vars.get(n) {
-        Some(Placeholder::Api) => Some(Cow::Borrowed(ctx.api)),
-        Some(Placeholder::Web) => Some(Cow::Borrowed(ctx.web)),
-        Some(Placeholder::Field(slot)) => match slot.and_then(|s| view.0[s]) {
-            Some(Value::String(s)) => Some(encode_segment(s)),
-            Some(Value::Null | Value::Object(_)) | None => ctx.params.get(name).map(encode_segment),
-            Some(v) => Some(Cow::Owned(encode_segment(&v.to_string()).into_owned())),
-        },
-        None => None,
-    })
+fn render_url(mut push: impl FnMut(&str), url: &[UrlPart], view: &View<'_>, ctx: &EncodeCtx<'_>) {
+    for part in url {
+        match part {
+            UrlPart::Text(text) => push(text),
+            UrlPart::Api => push(ctx.api),
+            UrlPart::Web => push(ctx.web),
+            UrlPart::Segment(at) => {
+                if let Some(segment) = &view.segments[*at] {
+                    push(segment);
+                }
+            }
+            UrlPart::Param(name) => {
+                if let Some(value) = ctx.params.get(name) {
+                    push(&encode_segment(value));
+                }
+            }
+        }
+    }
 }
 
 /// Percent-encodes one path segment (borrowed when nothing needs escaping).

@@ -1,8 +1,9 @@
 //! String templates with `{name}` placeholders, parsed once at load time. A brace group that is
 //! not a plain identifier (RFC 6570 forms such as `{/member}`) is kept literally.
 
+/// A piece of a template: literal text, or a placeholder's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
+pub enum Part {
     Lit(String),
     Var(String),
 }
@@ -73,36 +74,28 @@ impl Template {
         })
     }
 
+    /// The template's pieces, in order.
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
     /// Renders the template; `lookup` answers each placeholder (None renders as empty).
     pub fn render<'a>(
         &self,
         mut lookup: impl FnMut(&str) -> Option<std::borrow::Cow<'a, str>>,
     ) -> String {
         let mut out = String::with_capacity(self.literal_len + 64);
-        self.render_nth_with(|s| out.push_str(s), |_, name| lookup(name));
-        out
-    }
-
-    /// The same, handing each piece of text to `push` (so that it can go straight into an
-    /// answer's bytes), and telling `lookup` each placeholder's place among
-    /// [`Template::vars`] too.
-    pub fn render_nth_with<'a>(
-        &self,
-        mut push: impl FnMut(&str),
-        mut lookup: impl FnMut(usize, &str) -> Option<std::borrow::Cow<'a, str>>,
-    ) {
-        let mut n = 0;
         for part in &self.parts {
             match part {
-                Part::Lit(s) => push(s),
+                Part::Lit(s) => out.push_str(s),
                 Part::Var(v) => {
-                    if let Some(value) = lookup(n, v) {
-                        push(&value);
+                    if let Some(value) = lookup(v) {
+                        out.push_str(&value);
                     }
-                    n += 1;
                 }
             }
         }
+        out
     }
 }
 
