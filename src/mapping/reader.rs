@@ -46,6 +46,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// An error at the reader's place.
     pub fn malformed(&self, what: &'static str) -> Malformed {
         Malformed { at: self.at, what }
     }

@@ -150,6 +150,7 @@ impl ReadPlan {
             Ok(())
         })
     }
+
     /// The same, from a value already built (a planned key that is also read inside).
     fn fill_from(&self, json: &Value, slots: &mut [Option<Value>]) {
         for (key, node) in &self.keys {
