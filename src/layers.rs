@@ -12,17 +12,18 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderName, HeaderValue, Request, Response};
 use http_body_util::Full;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
-use tower_http::request_id::{MakeRequestId, RequestId};
 
 use crate::backend::BoxFuture;
 use crate::canonical::{CanonicalError, ErrorKind};
 use crate::gateway::Gateway;
 
 pub type HttpResponse = Response<Full<Bytes>>;
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The gateway as a tower service.
 #[derive(Clone)]
@@ -51,12 +52,84 @@ where
 #[derive(Clone, Default)]
 pub struct Counter(Arc<AtomicU64>);
 
-impl MakeRequestId for Counter {
-    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+impl Counter {
+    fn next(&self) -> Option<HeaderValue> {
         let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
         let mut id = itoa::Buffer::new();
         let id = [b"fb-".as_slice(), id.format(n).as_bytes()].concat();
-        http::HeaderValue::from_bytes(&id).ok().map(RequestId::new)
+        HeaderValue::from_bytes(&id).ok()
+    }
+}
+
+/// Every request carries an `X-Request-Id`, the client's own or `fb-<n>` made here, and its
+/// answer carries the same one back (unless the answer set one itself).
+#[derive(Clone)]
+pub struct RequestIdLayer(pub Counter);
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIds<S>;
+    fn layer(&self, inner: S) -> RequestIds<S> {
+        RequestIds {
+            inner,
+            ids: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RequestIds<S> {
+    inner: S,
+    ids: Counter,
+}
+
+impl<S, B, R> Service<Request<B>> for RequestIds<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = WithRequestId<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let id = match req.headers().get(X_REQUEST_ID) {
+            Some(id) => Some(id.clone()),
+            None => self.ids.next().inspect(|id| {
+                req.headers_mut().insert(X_REQUEST_ID, id.clone());
+            }),
+        };
+        WithRequestId {
+            inner: self.inner.call(req),
+            id,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being served; its answer gets the request's id.
+    pub struct WithRequestId<F> {
+        #[pin]
+        inner: F,
+        id: Option<HeaderValue>,
+    }
+}
+
+impl<F, R, E> Future for WithRequestId<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let mut result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(resp), Some(id)) = (&mut result, this.id.take()) {
+            resp.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+        }
+        Poll::Ready(result)
     }
 }
 
@@ -112,7 +185,7 @@ where
         let request = crate::logging::access_enabled().then(|| Requested {
             method: req.method().clone(),
             uri: req.uri().clone(),
-            request_id: req.headers().get("x-request-id").cloned(),
+            request_id: req.headers().get(X_REQUEST_ID).cloned(),
             start: Instant::now(),
         });
         Logged {

@@ -13,10 +13,9 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 
 use crate::gateway::Gateway;
-use crate::layers::{AccessLogLayer, Counter, DeadlineLayer, GatewayService};
+use crate::layers::{AccessLogLayer, Counter, DeadlineLayer, GatewayService, RequestIdLayer};
 
 /// Below the shortest per-request timer (the upstream call's, 10 s by default).
 const HEARTBEAT: Duration = Duration::from_secs(2);
@@ -118,8 +117,7 @@ async fn serve(
     request_timeout: Duration,
 ) -> anyhow::Result<()> {
     let service = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::x_request_id(ids))
-        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(RequestIdLayer(ids))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(AccessLogLayer)
         .layer(DeadlineLayer {

@@ -71,7 +71,11 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
         &[],
     );
     let gh = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
-    assert_eq!(gh.get("/orgs/acme").status, 200);
+    let r = gh.get("/orgs/acme");
+    assert_eq!(r.status, 200);
+    // The answer carries the request id the proxy made, and so does the log line.
+    let made = r.header("x-request-id").unwrap_or_default();
+    assert!(made.starts_with("fb-"), "request id {made:?}");
     let log = proxy.log_with_line(&["handled", "org.get"]);
     let line = log
         .lines()
@@ -83,6 +87,26 @@ fn json_logs_carry_dialect_and_operation_but_no_token() {
     assert_eq!(entry["upstream_status"], 200);
     assert_eq!(entry["path"], "/api/v3/orgs/acme");
     assert_eq!(entry["status"], 200);
+    assert_eq!(entry["request_id"], made.as_str());
+
+    // A client's own request id is kept: on the answer and in the log line.
+    let own = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v3/orgs/acme", proxy.url))
+        .header("Authorization", format!("token {ADMIN_TOKEN}"))
+        .header("X-Request-Id", "trace-42")
+        .send()
+        .expect("request");
+    assert_eq!(own.status(), 200);
+    let echoed = own.headers().get("x-request-id").map(|v| v.as_bytes());
+    assert_eq!(echoed, Some(b"trace-42".as_slice()));
+    let log = proxy.log_with_line(&["trace-42"]);
+    let line = log
+        .lines()
+        .find(|l| l.contains("trace-42"))
+        .unwrap_or_default();
+    let entry: Value = serde_json::from_str(line).expect("JSON log line");
+    assert_eq!(entry["request_id"], "trace-42");
+    assert_eq!(entry["operation"], "org.get");
     assert!(!proxy.log_text().contains(ADMIN_TOKEN));
 }
 
