@@ -1090,6 +1090,50 @@ mod tests {
             let list = [b"[".as_slice(), bytes, b",", bytes, b"]"].concat();
             let items = shape.decode_list_slice(&list).expect("decodes a list");
             assert_eq!(items, vec![planned.clone(), planned]);
+            // Objects of one list whose keys come in another order, with one missing, with
+            // escapes, or after an unknown key: each decodes as it would on its own.
+            let Value::Object(map) = &tree else { return };
+            let member = |k: &str, v: &Value| format!("{}:{v}", Value::from(k));
+            let members: Vec<String> = map.iter().map(|(k, v)| member(k, v)).collect();
+            let escaped: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    let key: String = k.chars().map(|c| format!("\\u{:04x}", c as u32)).collect();
+                    format!("\"{key}\":{v}")
+                })
+                .collect();
+            let mut reversed = members.clone();
+            reversed.reverse();
+            let unknown_first = [
+                vec![r#""zz":{"a":[1,{"b":null}]}"#.to_string()],
+                members.clone(),
+            ];
+            let variants = [
+                members.clone(),
+                reversed,
+                members.iter().skip(1).cloned().collect(),
+                escaped,
+                unknown_first.concat(),
+                members.clone(),
+            ];
+            let objects: Vec<String> = variants
+                .iter()
+                .map(|m| format!("{{{}}}", m.join(",")))
+                .collect();
+            let list = format!("[{}]", objects.join(","));
+            let items = shape
+                .decode_list_slice(list.as_bytes())
+                .expect("decodes a list");
+            assert_eq!(items.len(), objects.len());
+            for (item, text) in items.iter().zip(&objects) {
+                let tree: Value = serde_json::from_str(text).expect("valid JSON");
+                assert_eq!(
+                    *item,
+                    shape.decode_response(&tree),
+                    "{dialect} {}: {text}",
+                    shape.name
+                );
+            }
         });
         assert!(checked > 20, "only {checked} shapes checked");
     }
