@@ -177,7 +177,8 @@ impl<'a> Reader<'a> {
     }
 
     /// Checks one value as strictly as [`Reader::value`] and steps over it, without recursion
-    /// and without building anything.
+    /// and without building anything (a string is read as [`Reader::string`] reads it, so it
+    /// is unescaped only when it has escapes).
     pub fn skip(&mut self) -> Result<(), Malformed> {
         let base = self.depth;
         // Bit `d` is set while the container at depth `d + 1` is an object.
@@ -186,7 +187,7 @@ impl<'a> Reader<'a> {
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
-                    self.skip_string()?;
+                    self.string()?;
                 }
                 Some(b'{') => {
                     self.enter()?;
@@ -231,7 +232,7 @@ impl<'a> Reader<'a> {
 
     fn skip_key(&mut self) -> Result<(), Malformed> {
         self.eat(b'"', "expected a key")?;
-        self.skip_string()?;
+        self.string()?;
         self.eat(b':', "expected ':'")
     }
 
@@ -321,26 +322,6 @@ impl<'a> Reader<'a> {
             if text.as_bytes()[end] == b'"' {
                 self.at = end + 1;
                 return Ok(Cow::Owned(out));
-            }
-        }
-    }
-
-    /// Steps over a string's contents (the reader is past its opening quote), checking it as
-    /// [`Reader::string`] does.
-    fn skip_string(&mut self) -> Result<(), Malformed> {
-        loop {
-            let end = self.plain_run(self.at)?;
-            self.at = end + 1;
-            if self.text.as_bytes()[end] == b'"' {
-                return Ok(());
-            }
-            match self.text.as_bytes().get(self.at) {
-                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => self.at += 1,
-                Some(b'u') => {
-                    self.at += 1;
-                    self.unicode_escape()?;
-                }
-                _ => return self.fail("invalid escape"),
             }
         }
     }

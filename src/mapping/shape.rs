@@ -52,7 +52,8 @@ struct Lookups {
     or: Option<usize>,
     /// A URL template's pieces, its placeholders resolved against the shape.
     url: Vec<UrlPart>,
-    /// A URL template whose literal text needs no JSON escaping.
+    /// A URL template whose own text needs no JSON escaping (its placeholders render
+    /// percent-encoded, so they never do).
     plain_url: bool,
 }
 
@@ -120,9 +121,7 @@ impl ReadPlan {
     fn get(&self, key: &str) -> Option<&ReadNode> {
         self.keys.get(key)
     }
-}
 
-impl ReadPlan {
     /// Reads the value the reader is at through this plan: planned values land in their
     /// rules' slots, every other value is checked and skipped without being built. Anything
     /// but an object reads as nothing.
@@ -409,14 +408,8 @@ impl Shape {
         };
         let lookups = fields
             .iter()
-            .map(|rule| Lookups {
-                field: match &rule.source {
-                    Source::Canonical(field) => slot(field),
-                    Source::Compute(Compute::GithubNodeId(_)) => slot("id"),
-                    _ => None,
-                },
-                or: rule.or.as_deref().and_then(slot),
-                url: match &rule.source {
+            .map(|rule| {
+                let url: Vec<UrlPart> = match &rule.source {
                     Source::Url(t) => t
                         .parts()
                         .iter()
@@ -431,8 +424,20 @@ impl Shape {
                         })
                         .collect(),
                     _ => Vec::new(),
-                },
-                plain_url: matches!(&rule.source, Source::Url(t) if t.literals().all(json_plain)),
+                };
+                let plain_url = url
+                    .iter()
+                    .all(|part| !matches!(part, UrlPart::Text(text) if !json_plain(text)));
+                Lookups {
+                    field: match &rule.source {
+                        Source::Canonical(field) => slot(field),
+                        Source::Compute(Compute::GithubNodeId(_)) => slot("id"),
+                        _ => None,
+                    },
+                    or: rule.or.as_deref().and_then(slot),
+                    url,
+                    plain_url,
+                }
             })
             .collect();
         let json_keys = fields

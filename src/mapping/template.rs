@@ -66,14 +66,6 @@ impl Template {
         })
     }
 
-    /// The literal text between placeholders.
-    pub fn literals(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|p| match p {
-            Part::Lit(s) => Some(s.as_str()),
-            Part::Var(_) => None,
-        })
-    }
-
     /// The template's pieces, in order.
     pub fn parts(&self) -> &[Part] {
         &self.parts
