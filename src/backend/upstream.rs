@@ -16,7 +16,8 @@ use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
 use crate::canonical::{
-    CanonicalError, CanonicalRequest, ErrorKind, Object, OpKind, Outcome, PageOf, Paging, Params,
+    CanonicalError, CanonicalRequest, ErrorKind, Field, FieldSet, Object, OpKind, Outcome, PageOf,
+    Paging, Params,
 };
 use crate::dialect::{auth, errors, paging};
 use crate::mapping::shape::encode_segment;
@@ -775,7 +776,7 @@ impl UpstreamForge {
         }
         let mut items: Vec<Object> = match &route.response {
             Some(shape) => shape
-                .decode_list_slice(&answer.body)
+                .decode_list_slice(&answer.body, req.fields_shown.map(with_fields_read_here))
                 .map_err(|_| self.garbled())?,
             None => match serde_json::from_slice::<Value>(&answer.body) {
                 Ok(Value::Array(_)) => Vec::new(),
@@ -994,6 +995,15 @@ impl UpstreamForge {
             _ => {}
         }
     }
+}
+
+/// The fields a client shows of a list's items, and the ones read here whatever it shows:
+/// paging cursors, a local search, member roles.
+fn with_fields_read_here(shown: FieldSet) -> FieldSet {
+    ["id", "login", "display_name", "org_role"]
+        .into_iter()
+        .filter_map(Field::of)
+        .fold(shown, FieldSet::with)
 }
 
 /// Whether a request body carries an uploaded file (a data: URL).

@@ -44,6 +44,32 @@ impl Field {
     }
 }
 
+/// A set of canonical fields, one bit per place. A field past the set's 128 places (there are
+/// far fewer) is always in it: the set may only ever say too much, never too little.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FieldSet(u128);
+
+impl FieldSet {
+    pub fn with(mut self, field: Field) -> FieldSet {
+        if let Some(bit) = 1u128.checked_shl(u32::from(field.0)) {
+            self.0 |= bit;
+        }
+        self
+    }
+
+    pub fn contains(self, field: Field) -> bool {
+        1u128
+            .checked_shl(u32::from(field.0))
+            .is_none_or(|bit| self.0 & bit != 0)
+    }
+}
+
+impl FromIterator<Field> for FieldSet {
+    fn from_iter<I: IntoIterator<Item = Field>>(iter: I) -> FieldSet {
+        iter.into_iter().fold(FieldSet::default(), FieldSet::with)
+    }
+}
+
 /// A canonical object: canonical fields (see `schema`) to values.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Object {
@@ -173,6 +199,15 @@ impl<'a> IntoIterator for &'a Object {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn field_sets_hold_what_was_put_in_and_every_field_past_their_places() {
+        let [id, login, email] = ["id", "login", "email"].map(|n| Field::of(n).expect(n));
+        let set: FieldSet = [id, login].into_iter().collect();
+        assert!(set.contains(id) && set.contains(login) && !set.contains(email));
+        assert!(FieldSet::default().contains(Field(128)));
+        assert!(NAMES.len() <= 128, "FieldSet holds the first 128 fields only");
+    }
 
     #[test]
     fn fields_are_kept_in_name_order_and_found_by_name() {

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::object::Object;
+use super::object::{FieldSet, Object};
 use super::schema::Entity;
 
 macro_rules! operations {
@@ -215,6 +215,9 @@ pub struct CanonicalRequest {
     pub want_result: bool,
     /// Whether a missing parameter may be looked up from another (off inside such lookups).
     pub derive: bool,
+    /// For a list: the canonical fields the client's answer shows of each item. An upstream
+    /// may leave the others out while decoding its pages. None: every field.
+    pub fields_shown: Option<FieldSet>,
 }
 
 impl CanonicalRequest {
@@ -228,6 +231,7 @@ impl CanonicalRequest {
             want_total: false,
             want_result: true,
             derive: true,
+            fields_shown: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::canonical::op::ResultKind;
 use crate::canonical::{CanonicalError, CanonicalRequest, Outcome, Params};
 use crate::mapping::{Dialect, EncodeCtx, Route};
 
@@ -55,6 +56,9 @@ pub async fn decode(
     }
     req.params = params;
     req.want_result = route.response.is_some() || route.location.is_some();
+    if let (Some(shape), ResultKind::List(_)) = (&route.response, route.op.result()) {
+        req.fields_shown = Some(shape.fields_shown());
+    }
     Ok(req)
 }
 

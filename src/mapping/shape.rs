@@ -15,7 +15,9 @@ use super::reader::{Malformed, Reader};
 use super::template::{Part, Template};
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
-use crate::canonical::{CanonicalError, Entity, Field, FieldType, Object, Params, ValidationCode};
+use crate::canonical::{
+    CanonicalError, Entity, Field, FieldSet, FieldType, Object, Params, ValidationCode,
+};
 
 #[derive(Debug)]
 pub struct Shape {
@@ -125,7 +127,13 @@ impl ReadPlan {
     /// Reads the value the reader is at through this plan: planned values land in their
     /// rules' slots, every other value is checked and skipped without being built. Anything
     /// but an object reads as nothing.
-    fn read(&self, r: &mut Reader<'_>, slots: &mut [Option<Value>]) -> Result<(), Malformed> {
+    /// Rules not `kept` read nothing: a key only they read is skipped like an unknown one.
+    fn read(
+        &self,
+        r: &mut Reader<'_>,
+        slots: &mut [Option<Value>],
+        kept: &[bool],
+    ) -> Result<(), Malformed> {
         if r.peek() != Some(b'{') {
             return r.skip();
         }
@@ -134,7 +142,10 @@ impl ReadPlan {
                 return r.skip();
             };
             if node.rules.is_empty() {
-                return node.inner.read(r, slots);
+                return node.inner.read(r, slots, kept);
+            }
+            if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| kept[i]) {
+                return r.skip();
             }
             let value = r.value()?;
             if !node.inner.keys.is_empty() {
@@ -678,32 +689,34 @@ impl Shape {
 
     /// A dialect response body → canonical. Lenient: a missing or odd field is left out.
     pub fn decode_response(&self, json: &Value) -> Object {
-        self.decode_slots(|_, rule| {
-            if rule.merge {
-                return Some(Cow::Borrowed(json));
-            }
-            rule.read.as_ref()?.read(json).map(Cow::Borrowed)
-        })
+        self.decode_slots(|_, rule| rule.raw_in(json))
     }
 
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
     pub fn decode_slice(&self, body: &[u8]) -> Result<Object, Malformed> {
         let mut r = Reader::new(body)?;
-        let obj = self.read(&mut r, &mut Vec::new())?;
+        let obj = self.read(&mut r, &mut Vec::new(), &self.kept(None))?;
         r.end()?;
         Ok(obj)
     }
 
-    /// An upstream's JSON array of these objects, decoded without building its JSON tree.
-    pub fn decode_list_slice(&self, body: &[u8]) -> Result<Vec<Object>, Malformed> {
+    /// An upstream's JSON array of these objects, decoded without building its JSON tree;
+    /// with `only`, the objects hold those canonical fields and no others (every value is
+    /// still checked, the others are not built).
+    pub fn decode_list_slice(
+        &self,
+        body: &[u8],
+        only: Option<FieldSet>,
+    ) -> Result<Vec<Object>, Malformed> {
         let mut r = Reader::new(body)?;
         if r.peek() != Some(b'[') {
             return Err(r.malformed("expected an array"));
         }
+        let kept = self.kept(only);
         let mut items = Vec::new();
         let mut slots = Vec::new();
         r.array(|r| {
-            items.push(self.read(r, &mut slots)?);
+            items.push(self.read(r, &mut slots, &kept)?);
             Ok(())
         })?;
         r.end()?;
@@ -712,7 +725,28 @@ impl Shape {
 
     /// The first object of an upstream's JSON array (a list of one), if any.
     pub fn decode_first_slice(&self, body: &[u8]) -> Result<Option<Object>, Malformed> {
-        Ok(self.decode_list_slice(body)?.into_iter().next())
+        Ok(self.decode_list_slice(body, None)?.into_iter().next())
+    }
+
+    /// Which rules decode a field of `only` (all of them without it).
+    fn kept(&self, only: Option<FieldSet>) -> Vec<bool> {
+        self.decodes_into
+            .iter()
+            .map(|slot| match (only, slot) {
+                (Some(only), Some(slot)) => only.contains(self.decoded[*slot]),
+                _ => true,
+            })
+            .collect()
+    }
+
+    /// The canonical fields this shape's answers show: the ones their written rules read.
+    pub fn fields_shown(&self) -> FieldSet {
+        let strict = self.fields.iter().filter(|r| r.strict);
+        let strict = strict.filter_map(|r| match &r.source {
+            Source::Canonical(f) => Field::of(f),
+            _ => None,
+        });
+        self.looked_up.iter().copied().chain(strict).collect()
     }
 
     /// One object read through the shape's read plan, or built and then decoded where the
@@ -722,15 +756,18 @@ impl Shape {
         &self,
         r: &mut Reader<'_>,
         slots: &mut Vec<Option<Value>>,
+        kept: &[bool],
     ) -> Result<Object, Malformed> {
         match &self.reads {
             Some(plan) => {
                 slots.clear();
                 slots.resize(self.fields.len(), None);
-                plan.read(r, slots)?;
-                Ok(self.decode_slots(|i, _| slots[i].take().map(Cow::Owned)))
+                plan.read(r, slots, kept)?;
+                Ok(self.decode_slots(|i, _| slots[i].take().filter(|_| kept[i]).map(Cow::Owned)))
             }
-            None => r.value().map(|json| self.decode_response(&json)),
+            None => r
+                .value()
+                .map(|json| self.decode_slots(|i, rule| rule.raw_in(&json).filter(|_| kept[i]))),
         }
     }
 
@@ -861,6 +898,14 @@ fn pick<'a>(field: Option<&'a Value>, or: Option<&'a Value>) -> Option<&'a Value
 }
 
 impl FieldRule {
+    /// The raw value this rule reads from an answer's JSON tree.
+    fn raw_in<'v>(&self, json: &'v Value) -> Option<Cow<'v, Value>> {
+        if self.merge {
+            return Some(Cow::Borrowed(json));
+        }
+        self.read.as_ref()?.read(json).map(Cow::Borrowed)
+    }
+
     /// The canonical value to write: the field, or its declared fallback when it is missing,
     /// null or empty.
     fn canonical_value<'a>(&self, obj: &'a Object, field: &str) -> Option<&'a Value> {
@@ -1076,6 +1121,62 @@ mod tests {
         }
     }
 
+    /// A list decoded for the fields one shape shows holds exactly those fields of the whole
+    /// decode, for every pair of answer shapes of one entity; a bad value under a key that is
+    /// not decoded is still an error.
+    #[test]
+    fn lists_decode_only_the_fields_shown() {
+        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
+        let shapes: Vec<&Shape> = dialects
+            .iter()
+            .flat_map(|d| d.routes.iter().filter_map(|r| r.response.as_deref()))
+            .collect();
+        let params = Params::default().with("org", "acme").with("user", "alice");
+        let ctx = EncodeCtx::new("http://p/api", "http://p", &params);
+        let mut narrowed = 0;
+        for reader in &shapes {
+            let mut list = b"[".to_vec();
+            reader.response(&sample(reader.entity), &ctx).write(&mut list);
+            list.push(b']');
+            let whole = reader.decode_list_slice(&list, None).expect("decodes");
+            for shown in shapes.iter().filter(|s| s.entity == reader.entity) {
+                let only = shown.fields_shown();
+                let part = reader.decode_list_slice(&list, Some(only)).expect("decodes");
+                let expected: Vec<Object> = whole
+                    .iter()
+                    .map(|o| {
+                        o.entries()
+                            .iter()
+                            .filter(|(f, _)| only.contains(*f))
+                            .map(|(f, v)| (f.name(), v.clone()))
+                            .collect()
+                    })
+                    .collect();
+                assert_eq!(part, expected, "{} for {}", reader.name, shown.name);
+                narrowed += usize::from(part != whole);
+            }
+        }
+        assert!(narrowed > 0, "no shape shows fewer fields than another decodes");
+
+        let gitea = dialects.get("gitea").expect("gitea");
+        let org = gitea
+            .routes
+            .iter()
+            .filter_map(|r| r.response.as_deref())
+            .find(|s| s.name == "org")
+            .expect("gitea org shape");
+        let id: FieldSet = Field::of("id").into_iter().collect();
+        let good = org.decode_list_slice(br#"[{"id":1,"website":"w"}]"#, Some(id));
+        assert_eq!(good.expect("decodes"), vec![Object::from_iter([("id", Value::from(1))])]);
+        for bad in [
+            &b"[{\"id\":1,\"website\":\"\x01\"}]"[..],
+            br#"[{"id":1,"website":"\q"}]"#,
+            br#"[{"id":1,"website":[1,]}]"#,
+        ] {
+            assert!(org.decode_list_slice(bad, Some(id)).is_err());
+        }
+    }
+
     /// The read plan (decoding straight from bytes) and the JSON-tree decoder agree on every
     /// answer shape of the bundled mappings, for an answer the shape itself wrote.
     #[test]
@@ -1093,7 +1194,7 @@ mod tests {
                 shape.name
             );
             let list = [b"[".as_slice(), bytes, b",", bytes, b"]"].concat();
-            let items = shape.decode_list_slice(&list).expect("decodes a list");
+            let items = shape.decode_list_slice(&list, None).expect("decodes a list");
             assert_eq!(items, vec![planned.clone(), planned]);
             // Objects of one list whose keys come in another order, with one missing, with
             // escapes, or after an unknown key: each decodes as it would on its own.
@@ -1127,7 +1228,7 @@ mod tests {
                 .collect();
             let list = format!("[{}]", objects.join(","));
             let items = shape
-                .decode_list_slice(list.as_bytes())
+                .decode_list_slice(list.as_bytes(), None)
                 .expect("decodes a list");
             assert_eq!(items.len(), objects.len());
             for (item, text) in items.iter().zip(&objects) {
@@ -1246,7 +1347,7 @@ mod tests {
         each_answer_shape(|_, shape| {
             for body in broken {
                 assert!(shape.decode_slice(body).is_err(), "{}", shape.name);
-                assert!(shape.decode_list_slice(body).is_err(), "{}", shape.name);
+                assert!(shape.decode_list_slice(body, None).is_err(), "{}", shape.name);
             }
             // Not UTF-8 inside a string: an error where the value is read; where it is
             // skipped, either way, but no crash.
