@@ -36,6 +36,7 @@ pub struct UpstreamSettings {
     pub timeout_secs: f64,
     pub max_walk_pages: u64,
     pub variant: String,
+    pub forward_same_dialect: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

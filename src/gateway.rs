@@ -97,6 +97,23 @@ impl Gateway {
             }
         };
         crate::layers::note(|n| n.operation = Some(route.op.name()));
+        // Phase: forward. A read in the upstream's own dialect goes to it as it is.
+        if req.method() == http::Method::GET
+            && !route.site_admin_only
+            && self.backend.forwards(dialect)
+        {
+            let credential = dialect::auth::credential(&dialect.auth, req.headers(), &query);
+            let target = forward_target(dialect, rest, req.uri().query(), &query);
+            return match self.backend.forward(target, credential).await {
+                Ok(answer) => {
+                    let mut resp = Response::new(Full::new(answer.body));
+                    *resp.status_mut() = answer.status;
+                    *resp.headers_mut() = answer.headers;
+                    with_headers(dialect, resp)
+                }
+                Err(e) => self.fail(dialect, route, e),
+            };
+        }
         let api = self.api_root(base);
         let urls = PublicUrls {
             web: &self.public_url,
@@ -213,6 +230,33 @@ impl Gateway {
                 "text/plain",
                 err.detail,
             ),
+        }
+    }
+}
+
+/// A forwarded read's path and query under the API root: the client's own, less any token
+/// it put in the query (the credential travels in a header, as on every upstream call).
+fn forward_target(
+    dialect: &Dialect,
+    rest: &str,
+    raw_query: Option<&str>,
+    query: &[(String, String)],
+) -> String {
+    let is_credential = |k: &str| dialect::auth::is_query_credential(&dialect.auth, k);
+    match raw_query {
+        None | Some("") => rest.to_string(),
+        Some(raw) if !query.iter().any(|(k, _)| is_credential(k)) => format!("{rest}?{raw}"),
+        Some(_) => {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in query.iter().filter(|(k, _)| !is_credential(k)) {
+                ser.append_pair(k, v);
+            }
+            let kept = ser.finish();
+            if kept.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{rest}?{kept}")
+            }
         }
     }
 }

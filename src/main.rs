@@ -249,6 +249,7 @@ fn serve(args: &ServeArgs) -> anyhow::Result<()> {
             settings.upstream_timeout(),
             settings.upstream.max_walk_pages,
             (!settings.upstream.variant.is_empty()).then(|| settings.upstream.variant.clone()),
+            settings.upstream.forward_same_dialect,
         )?);
         if keeps_avatars {
             upstream

@@ -12,12 +12,12 @@ use http::{Method, StatusCode};
 use serde_json::Value;
 
 use super::transport::{self, Failure, Transport};
-use super::{Avatar, Backend, BoxFuture};
+use super::{Avatar, Backend, BoxFuture, Forwarded};
 use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
 use crate::canonical::{
-    CanonicalError, CanonicalRequest, ErrorKind, Field, FieldSet, Object, OpKind, Outcome, PageOf,
-    Paging, Params,
+    CanonicalError, CanonicalRequest, Credential, ErrorKind, Field, FieldSet, Object, OpKind,
+    Outcome, PageOf, Paging, Params,
 };
 use crate::dialect::{auth, errors, paging};
 use crate::mapping::shape::encode_segment;
@@ -38,6 +38,12 @@ pub struct UpstreamForge {
     transport: Transport,
     max_walk_pages: u64,
     variant: Option<String>,
+    /// Whether reads in the upstream's own dialect are forwarded as they are: on in the
+    /// settings, and the upstream's API root is its origin plus the dialect's base path, as
+    /// the proxy's is (so pointing a URL at the proxy is swapping its origin).
+    forwards: bool,
+    /// Finds the upstream's origin (`https://gitea.example.com`) in a forwarded answer.
+    origin: memchr::memmem::Finder<'static>,
 }
 
 /// One upstream answer.
@@ -64,6 +70,7 @@ impl UpstreamForge {
         timeout: Duration,
         max_walk_pages: u64,
         variant: Option<String>,
+        forward_same_dialect: bool,
     ) -> anyhow::Result<Self> {
         let base_url = base_url.trim_end_matches('/').to_string();
         let parsed = url::Url::parse(&base_url)?;
@@ -87,7 +94,11 @@ impl UpstreamForge {
             .as_ref()
             .and_then(transport::host_header)
             .ok_or_else(|| anyhow::anyhow!("upstream URL has no usable host: {base_url}"))?;
+        let forwards = forward_same_dialect && api_root == format!("{origin}{base_path}");
+        let finder = memchr::memmem::Finder::new(origin.as_bytes()).into_owned();
         Ok(UpstreamForge {
+            forwards,
+            origin: finder,
             host,
             dialect,
             base_url: origin,
@@ -835,23 +846,7 @@ impl UpstreamForge {
                 format!("cannot build an upstream URL for {}", route.op.name()),
             )
         })?;
-        let credential = req
-            .credential
-            .as_ref()
-            .and_then(|cred| auth::emit(&self.dialect.auth, cred));
-        let mut headers = http::HeaderMap::with_capacity(6);
-        headers.insert(http::header::HOST, self.host.clone());
-        headers.insert(
-            http::header::USER_AGENT,
-            self.transport.user_agent().clone(),
-        );
-        headers.insert(
-            http::header::ACCEPT,
-            http::HeaderValue::from_static("application/json"),
-        );
-        if let Some((name, value)) = credential {
-            headers.insert(name, value);
-        }
+        let mut headers = self.headers(req.credential.as_ref());
         let payload = match &body {
             // A file travels as a multipart part where the dialect takes forms (GitLab).
             Some(json) if self.dialect.forms && has_file(json) => {
@@ -871,22 +866,131 @@ impl UpstreamForge {
             }
             None => Bytes::new(),
         };
-        let idempotent = matches!(route.method, Method::GET | Method::HEAD);
         let mut request = http::Request::new(payload);
         *request.method_mut() = route.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
+        self.exchange(&request)
+            .await
+            .map(|reply| self.answer(reply))
+    }
+
+    /// The request's headers every call carries: Host, User-Agent, Accept and the credential.
+    fn headers(&self, credential: Option<&Credential>) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::with_capacity(6);
+        headers.insert(http::header::HOST, self.host.clone());
+        headers.insert(
+            http::header::USER_AGENT,
+            self.transport.user_agent().clone(),
+        );
+        headers.insert(
+            http::header::ACCEPT,
+            http::HeaderValue::from_static("application/json"),
+        );
+        if let Some((name, value)) = credential.and_then(|c| auth::emit(&self.dialect.auth, c)) {
+            headers.insert(name, value);
+        }
+        headers
+    }
+
+    /// Sends a request and reads its answer. Only a request that never reached the upstream,
+    /// and only an idempotent one, is tried again: a write is never repeated.
+    async fn exchange(
+        &self,
+        request: &http::Request<Bytes>,
+    ) -> Result<transport::Reply, CanonicalError> {
+        let idempotent = matches!(*request.method(), Method::GET | Method::HEAD);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.transport.send(&request).await {
-                Ok(reply) => return Ok(self.answer(reply)),
-                // Only a request that never reached the upstream, and only an idempotent one,
-                // is tried again: a write is never repeated.
+            match self.transport.send(request).await {
+                Ok(reply) => return Ok(reply),
                 Err(Failure::Connect) if idempotent && attempt < 2 => continue,
                 Err(f) => return Err(self.transport_error(f)),
             }
         }
+    }
+
+    /// A read in the upstream's own dialect, forwarded as it is; the answer's status, body
+    /// and list headers come back with every URL on the upstream's origin pointed at the
+    /// proxy.
+    async fn forward_read(
+        &self,
+        path_and_query: String,
+        credential: Option<Credential>,
+    ) -> Result<Forwarded, CanonicalError> {
+        let uri: http::Uri = [self.api_root.as_str(), &path_and_query]
+            .concat()
+            .parse()
+            .map_err(|_| {
+                CanonicalError::new(ErrorKind::Internal, "cannot build an upstream URL")
+            })?;
+        let mut request = http::Request::new(Bytes::new());
+        *request.uri_mut() = uri;
+        *request.headers_mut() = self.headers(credential.as_ref());
+        let reply = self.exchange(&request).await?;
+        crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
+        let pagination = &self.dialect.pagination;
+        let names = [
+            &http::header::CONTENT_TYPE,
+            &http::header::ETAG,
+            &http::header::LAST_MODIFIED,
+        ];
+        let names = names
+            .into_iter()
+            .chain(pagination.total_header.as_ref())
+            .chain(pagination.headers.iter().map(|(h, _)| h));
+        let mut headers = http::HeaderMap::new();
+        for name in names {
+            if let Some(Ok(v)) = reply.headers.get(name.as_str()).map(str::parse) {
+                headers.insert(name.clone(), v);
+            }
+        }
+        for name in [http::header::LINK, http::header::LOCATION] {
+            let Some(value) = reply.headers.get(name.as_str()) else {
+                continue;
+            };
+            let pointed = self.point_at_proxy(value.as_bytes());
+            let value = pointed.as_deref().unwrap_or(value.as_bytes());
+            if let Ok(v) = http::HeaderValue::from_bytes(value) {
+                headers.insert(name, v);
+            }
+        }
+        let body = match self.point_at_proxy(&reply.body) {
+            Some(pointed) => Bytes::from(pointed),
+            None => reply.body,
+        };
+        Ok(Forwarded {
+            status: reply.status,
+            headers,
+            body,
+        })
+    }
+
+    /// Text (a body, a header's value) with the upstream's origin pointed at the proxy's public
+    /// URL wherever it is a URL's origin (not followed by more of a host name or a port);
+    /// None when there is none to point.
+    fn point_at_proxy(&self, text: &[u8]) -> Option<Vec<u8>> {
+        let skip = self.origin.needle().len();
+        let ends_origin = |at: usize| {
+            text.get(at)
+                .is_none_or(|&c| !(c.is_ascii_alphanumeric() || b".-_:@".contains(&c)))
+        };
+        let mut found = self
+            .origin
+            .find_iter(text)
+            .filter(|&at| ends_origin(at + skip))
+            .peekable();
+        found.peek()?;
+        let mut out = Vec::with_capacity(text.len() + text.len() / 8);
+        let mut from = 0;
+        for at in found {
+            out.extend_from_slice(&text[from..at]);
+            out.extend_from_slice(self.public_url.as_bytes());
+            from = at + skip;
+        }
+        out.extend_from_slice(&text[from..]);
+        Some(out)
     }
 
     fn answer(&self, reply: transport::Reply) -> Answer {
@@ -1062,6 +1166,18 @@ impl Backend for UpstreamForge {
         self.perform(req)
     }
 
+    fn forwards(&self, dialect: &Dialect) -> bool {
+        self.forwards && dialect.name == self.dialect.name
+    }
+
+    fn forward(
+        &self,
+        path_and_query: String,
+        credential: Option<Credential>,
+    ) -> BoxFuture<'_, Result<Forwarded, CanonicalError>> {
+        Box::pin(self.forward_read(path_and_query, credential))
+    }
+
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
         Box::pin(async move {
             let url = format!("{}/avatars/{}", self.base_url, encode_path(rest));
@@ -1080,5 +1196,51 @@ impl Backend for UpstreamForge {
                 bytes: reply.body,
             })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The upstream's origin is pointed at the proxy where it is a URL's whole origin, and
+    /// nowhere it only begins a longer host name or another port.
+    #[test]
+    fn forwarded_text_points_only_the_upstreams_own_origin_at_the_proxy() {
+        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
+        let gitea = dialects.get("gitea").expect("gitea").clone();
+        let upstream = UpstreamForge::new(
+            gitea,
+            "http://up",
+            "https://proxy.example/fb",
+            Duration::from_secs(1),
+            1,
+            None,
+            true,
+        )
+        .expect("upstream");
+        let point = |text: &str| {
+            upstream
+                .point_at_proxy(text.as_bytes())
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+        };
+        assert_eq!(
+            point(r#"{"a":"http://up/x","b":"see http://up","c":"http://up?q"}"#).as_deref(),
+            Some(
+                r#"{"a":"https://proxy.example/fb/x","b":"see https://proxy.example/fb","c":"https://proxy.example/fb?q"}"#
+            )
+        );
+        assert_eq!(
+            point("<http://up/api/v1/orgs?page=2>; rel=\"next\"").as_deref(),
+            Some("<https://proxy.example/fb/api/v1/orgs?page=2>; rel=\"next\"")
+        );
+        for other in [
+            "http://upper.example/x",
+            "http://up:8080/x",
+            "http://up.example",
+            "https://up/x",
+        ] {
+            assert_eq!(point(other), None, "{other}");
+        }
     }
 }

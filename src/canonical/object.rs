@@ -206,7 +206,10 @@ mod tests {
         let set: FieldSet = [id, login].into_iter().collect();
         assert!(set.contains(id) && set.contains(login) && !set.contains(email));
         assert!(FieldSet::default().contains(Field(128)));
-        assert!(NAMES.len() <= 128, "FieldSet holds the first 128 fields only");
+        assert!(
+            NAMES.len() <= 128,
+            "FieldSet holds the first 128 fields only"
+        );
     }
 
     #[test]

@@ -1136,12 +1136,16 @@ mod tests {
         let mut narrowed = 0;
         for reader in &shapes {
             let mut list = b"[".to_vec();
-            reader.response(&sample(reader.entity), &ctx).write(&mut list);
+            reader
+                .response(&sample(reader.entity), &ctx)
+                .write(&mut list);
             list.push(b']');
             let whole = reader.decode_list_slice(&list, None).expect("decodes");
             for shown in shapes.iter().filter(|s| s.entity == reader.entity) {
                 let only = shown.fields_shown();
-                let part = reader.decode_list_slice(&list, Some(only)).expect("decodes");
+                let part = reader
+                    .decode_list_slice(&list, Some(only))
+                    .expect("decodes");
                 let expected: Vec<Object> = whole
                     .iter()
                     .map(|o| {
@@ -1156,7 +1160,10 @@ mod tests {
                 narrowed += usize::from(part != whole);
             }
         }
-        assert!(narrowed > 0, "no shape shows fewer fields than another decodes");
+        assert!(
+            narrowed > 0,
+            "no shape shows fewer fields than another decodes"
+        );
 
         let gitea = dialects.get("gitea").expect("gitea");
         let org = gitea
@@ -1167,7 +1174,10 @@ mod tests {
             .expect("gitea org shape");
         let id: FieldSet = Field::of("id").into_iter().collect();
         let good = org.decode_list_slice(br#"[{"id":1,"website":"w"}]"#, Some(id));
-        assert_eq!(good.expect("decodes"), vec![Object::from_iter([("id", Value::from(1))])]);
+        assert_eq!(
+            good.expect("decodes"),
+            vec![Object::from_iter([("id", Value::from(1))])]
+        );
         for bad in [
             &b"[{\"id\":1,\"website\":\"\x01\"}]"[..],
             br#"[{"id":1,"website":"\q"}]"#,
@@ -1194,7 +1204,9 @@ mod tests {
                 shape.name
             );
             let list = [b"[".as_slice(), bytes, b",", bytes, b"]"].concat();
-            let items = shape.decode_list_slice(&list, None).expect("decodes a list");
+            let items = shape
+                .decode_list_slice(&list, None)
+                .expect("decodes a list");
             assert_eq!(items, vec![planned.clone(), planned]);
             // Objects of one list whose keys come in another order, with one missing, with
             // escapes, or after an unknown key: each decodes as it would on its own.
@@ -1347,7 +1359,11 @@ mod tests {
         each_answer_shape(|_, shape| {
             for body in broken {
                 assert!(shape.decode_slice(body).is_err(), "{}", shape.name);
-                assert!(shape.decode_list_slice(body, None).is_err(), "{}", shape.name);
+                assert!(
+                    shape.decode_list_slice(body, None).is_err(),
+                    "{}",
+                    shape.name
+                );
             }
             // Not UTF-8 inside a string: an error where the value is read; where it is
             // skipped, either way, but no crash.
