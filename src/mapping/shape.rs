@@ -45,6 +45,9 @@ pub struct Shape {
     segments: Vec<usize>,
     /// Each rule's answer key as JSON text with its colon (`"login":`), escaped once here.
     json_keys: Vec<Box<[u8]>>,
+    /// The canonical fields the written rules read: the looked-up ones, and the ones a strict
+    /// rule checks before an object is shown at all.
+    shown: FieldSet,
 }
 
 /// Where one written rule finds its canonical values among [`Shape::looked_up`].
@@ -455,7 +458,14 @@ impl Shape {
             .iter()
             .map(|rule| json_key(rule.path.last().unwrap_or(&rule.key)))
             .collect();
+        let strict = fields.iter().filter(|r| r.strict);
+        let strict = strict.filter_map(|r| match &r.source {
+            Source::Canonical(f) => Field::of(f),
+            _ => None,
+        });
+        let shown = looked_up.iter().copied().chain(strict).collect();
         Shape {
+            shown,
             json_keys,
             looked_up,
             lookups,
@@ -741,12 +751,7 @@ impl Shape {
 
     /// The canonical fields this shape's answers show: the ones their written rules read.
     pub fn fields_shown(&self) -> FieldSet {
-        let strict = self.fields.iter().filter(|r| r.strict);
-        let strict = strict.filter_map(|r| match &r.source {
-            Source::Canonical(f) => Field::of(f),
-            _ => None,
-        });
-        self.looked_up.iter().copied().chain(strict).collect()
+        self.shown
     }
 
     /// One object read through the shape's read plan, or built and then decoded where the
