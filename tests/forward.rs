@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{mappings_copy, Client, Instance};
+use common::{mappings_copy, Client, Instance, ADMIN_TOKEN};
 
 const ALICE: &str = "alice-token";
 
@@ -132,4 +132,50 @@ fn a_forwarded_read_that_fails_is_answered_in_the_clients_dialect() {
         f.text,
         t.text
     );
+}
+
+/// A GitHub upstream cannot store avatars, so the proxy keeps them and shows them: reads are
+/// forwarded until it keeps the first image, and translated from then on.
+#[test]
+fn a_github_upstream_is_forwarded_to_until_the_proxy_keeps_an_avatar() {
+    let upstream = Instance::reference();
+    let mappings = mappings_copy();
+    let path = mappings.path().join("github.toml");
+    let text = std::fs::read_to_string(&path).expect("github.toml");
+    let line = "  { key = \"company\", canonical = \"company\" },\n";
+    assert!(text.contains(line), "the org shape's company rule moved");
+    std::fs::write(&path, text.replacen(line, "", 1)).expect("write github.toml");
+    let dir = mappings.path().to_str().unwrap_or_default().to_string();
+    let url = common::upstream_url(&upstream.url, "github");
+    let proxy = Instance::start(
+        &[
+            "--upstream",
+            &url,
+            "--upstream-dialect",
+            "github",
+            "--mappings",
+            &dir,
+        ],
+        &[],
+    );
+    let github = Client::new(format!("{}/api/v3", proxy.url), Some(ADMIN_TOKEN));
+
+    // Forwarded: the upstream's own `company`, which this proxy's mapping leaves out.
+    let before = github.get("/orgs/acme").json();
+    assert!(before.get("company").is_some(), "{before}");
+    assert!(before["avatar_url"]
+        .as_str()
+        .is_some_and(|u| u.starts_with(&proxy.url)));
+
+    // A Gitea client sets the avatar; the proxy keeps it.
+    let gitea = Client::new(format!("{}/api/v1", proxy.url), Some(ADMIN_TOKEN));
+    let image = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAAAElFTkSuQmCC";
+    let set = gitea.post("/orgs/acme/avatar", serde_json::json!({ "image": image }));
+    assert_eq!(set.status, 204, "{}", set.text);
+
+    // Translated from now on, so that the kept avatar is shown.
+    let after = github.get("/orgs/acme").json();
+    assert!(after.get("company").is_none(), "{after}");
+    let kept = format!("{}/avatars/org-{}", proxy.url, after["id"]);
+    assert_eq!(after["avatar_url"], kept.as_str());
 }

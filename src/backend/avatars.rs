@@ -1,18 +1,21 @@
 //! Avatars for an upstream that cannot store them (GitHub has no API to upload an organization
 //! avatar): forgebridge keeps the uploaded image itself, serves it at `/avatars/org-{id}` on its
 //! public URL, and shows that URL for the organization in every answer. The images live in
-//! this process's memory.
+//! this process's memory. Until it keeps one, reads in the upstream's own dialect may be
+//! forwarded as they are: the upstream's avatar URLs are then the ones to show.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{Avatar, Backend, BoxFuture};
+use super::{Avatar, Backend, BoxFuture, Forwarded};
 use crate::canonical::op::ResultKind;
 use crate::canonical::{
-    avatar, CanonicalError, CanonicalRequest, Entity, Object, OpKind, Outcome, ValidationCode,
+    avatar, CanonicalError, CanonicalRequest, Credential, Entity, Object, OpKind, Outcome,
+    ValidationCode,
 };
 use crate::mapping::Dialect;
 
@@ -20,6 +23,8 @@ pub struct AvatarKeeper {
     inner: Arc<dyn Backend>,
     public_url: String,
     images: RwLock<HashMap<u64, (String, Bytes)>>,
+    /// Set once the first image is kept, and from then on every read is translated.
+    keeps_any: AtomicBool,
 }
 
 /// Whether an upstream of this dialect stores organization avatars itself.
@@ -52,12 +57,14 @@ impl AvatarKeeper {
             inner,
             public_url: public_url.trim_end_matches('/').to_string(),
             images: RwLock::new(HashMap::new()),
+            keeps_any: AtomicBool::new(false),
         }
     }
 
     fn store(&self, id: u64, image: (String, Bytes)) {
         if let Ok(mut images) = self.images.write() {
             images.insert(id, image);
+            self.keeps_any.store(true, Ordering::Release);
         }
     }
 
@@ -140,6 +147,18 @@ impl Backend for AvatarKeeper {
 
     fn execute(&self, req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
         Box::pin(self.perform(req))
+    }
+
+    fn forwards(&self, dialect: &Dialect) -> bool {
+        !self.keeps_any.load(Ordering::Acquire) && self.inner.forwards(dialect)
+    }
+
+    fn forward(
+        &self,
+        path_and_query: String,
+        credential: Option<Credential>,
+    ) -> BoxFuture<'_, Result<Forwarded, CanonicalError>> {
+        self.inner.forward(path_and_query, credential)
     }
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
