@@ -17,14 +17,19 @@ fn proxy(upstream: &str, mappings: &std::path::Path, env: &[(&str, &str)]) -> In
     Instance::start(&[&args[..], &["--mappings", dir]].concat(), env)
 }
 
-fn without_org_location() -> tempfile::TempDir {
+/// The shipped mapping files, less the first rule `line` of `file` (an org shape's field).
+fn mappings_without(file: &str, line: &str) -> tempfile::TempDir {
     let dir = mappings_copy();
-    let path = dir.path().join("gitea.toml");
-    let text = std::fs::read_to_string(&path).expect("gitea.toml");
-    let line = "  { key = \"location\", canonical = \"location\", default = \"\" },\n";
-    assert!(text.contains(line), "the org shape's location rule moved");
-    std::fs::write(&path, text.replacen(line, "", 1)).expect("write gitea.toml");
+    let path = dir.path().join(file);
+    let text = std::fs::read_to_string(&path).expect("mapping file");
+    assert!(text.contains(line), "{file} has no {line}");
+    std::fs::write(&path, text.replacen(line, "", 1)).expect("write mapping file");
     dir
+}
+
+fn without_org_location() -> tempfile::TempDir {
+    let line = "  { key = \"location\", canonical = \"location\", default = \"\" },\n";
+    mappings_without("gitea.toml", line)
 }
 
 #[test]
@@ -139,12 +144,8 @@ fn a_forwarded_read_that_fails_is_answered_in_the_clients_dialect() {
 #[test]
 fn a_github_upstream_is_forwarded_to_until_the_proxy_keeps_an_avatar() {
     let upstream = Instance::reference();
-    let mappings = mappings_copy();
-    let path = mappings.path().join("github.toml");
-    let text = std::fs::read_to_string(&path).expect("github.toml");
     let line = "  { key = \"company\", canonical = \"company\" },\n";
-    assert!(text.contains(line), "the org shape's company rule moved");
-    std::fs::write(&path, text.replacen(line, "", 1)).expect("write github.toml");
+    let mappings = mappings_without("github.toml", line);
     let dir = mappings.path().to_str().unwrap_or_default().to_string();
     let url = common::upstream_url(&upstream.url, "github");
     let proxy = Instance::start(
