@@ -1,6 +1,7 @@
 //! The life of a request, as named phases (after Pingora's): route → authenticate & decode →
-//! perform → encode. Each phase is data-driven by the client's dialect; the backend is either
-//! the HTTP upstream or the embedded reference forge.
+//! perform → encode, or route → forward for a read in the upstream's own dialect. Each phase
+//! is data-driven by the client's dialect; the backend is either the HTTP upstream or the
+//! embedded reference forge.
 
 use std::sync::Arc;
 
