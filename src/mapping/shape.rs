@@ -130,7 +130,8 @@ impl ReadPlan {
     /// Reads the value the reader is at through this plan: planned values land in their
     /// rules' slots, every other value is checked and skipped without being built. Anything
     /// but an object reads as nothing.
-    /// Rules not `kept` read nothing: a key only they read is skipped like an unknown one.
+    /// Rules not `kept` read nothing: a key only they read is skipped like an unknown one
+    /// (see [`is_kept`]).
     fn read(
         &self,
         r: &mut Reader<'_>,
@@ -147,7 +148,7 @@ impl ReadPlan {
             if node.rules.is_empty() {
                 return node.inner.read(r, slots, kept);
             }
-            if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| kept[i]) {
+            if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| is_kept(kept, i)) {
                 return r.skip();
             }
             let value = r.value()?;
@@ -705,7 +706,7 @@ impl Shape {
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
     pub fn decode_slice(&self, body: &[u8]) -> Result<Object, Malformed> {
         let mut r = Reader::new(body)?;
-        let obj = self.read(&mut r, &mut Vec::new(), &self.kept(None))?;
+        let obj = self.read(&mut r, &mut Vec::new(), &[])?;
         r.end()?;
         Ok(obj)
     }
@@ -738,14 +739,14 @@ impl Shape {
         Ok(self.decode_list_slice(body, None)?.into_iter().next())
     }
 
-    /// Which rules decode a field of `only` (all of them without it).
+    /// Which rules decode a field of `only`; none listed (every rule kept) without it.
     fn kept(&self, only: Option<FieldSet>) -> Vec<bool> {
+        let Some(only) = only else {
+            return Vec::new();
+        };
         self.decodes_into
             .iter()
-            .map(|slot| match (only, slot) {
-                (Some(only), Some(slot)) => only.contains(self.decoded[*slot]),
-                _ => true,
-            })
+            .map(|slot| slot.is_none_or(|slot| only.contains(self.decoded[slot])))
             .collect()
     }
 
@@ -768,11 +769,12 @@ impl Shape {
                 slots.clear();
                 slots.resize(self.fields.len(), None);
                 plan.read(r, slots, kept)?;
-                Ok(self.decode_slots(|i, _| slots[i].take().filter(|_| kept[i]).map(Cow::Owned)))
+                let mut value = |i: usize| slots[i].take().filter(|_| is_kept(kept, i));
+                Ok(self.decode_slots(|i, _| value(i).map(Cow::Owned)))
             }
-            None => r
-                .value()
-                .map(|json| self.decode_slots(|i, rule| rule.raw_in(&json).filter(|_| kept[i]))),
+            None => r.value().map(|json| {
+                self.decode_slots(|i, rule| rule.raw_in(&json).filter(|_| is_kept(kept, i)))
+            }),
         }
     }
 
@@ -894,6 +896,11 @@ impl Shape {
 
 /// Of a field's value and its declared fallback's (`or`), the one to write: the field's unless
 /// it is null or empty, then the fallback's unless it is, then the field's unless it is null.
+/// Whether rule `i` decodes, by a shape's `kept` list: every rule when the list is empty.
+fn is_kept(kept: &[bool], i: usize) -> bool {
+    kept.get(i) != Some(&false)
+}
+
 fn pick<'a>(field: Option<&'a Value>, or: Option<&'a Value>) -> Option<&'a Value> {
     let present = |v: &&Value| !v.is_null() && v.as_str() != Some("");
     field
