@@ -99,13 +99,13 @@ impl Gateway {
         };
         crate::layers::note(|n| n.operation = Some(route.op.name()));
         // Phase: forward. A read in the upstream's own dialect goes to it as it is.
-        if req.method() == http::Method::GET
-            && !route.site_admin_only
-            && self.backend.forwards(dialect)
-        {
+        let forwarder = (req.method() == http::Method::GET && !route.site_admin_only)
+            .then(|| self.backend.forwarder(dialect))
+            .flatten();
+        if let Some(upstream) = forwarder {
             let credential = dialect::auth::credential(&dialect.auth, req.headers(), &query);
             let target = forward_target(dialect, rest, req.uri().query(), &query);
-            return match self.backend.forward(target, credential).await {
+            return match upstream.forward_read(target, credential).await {
                 Ok(answer) => {
                     let mut resp = Response::new(Full::new(answer.body));
                     *resp.status_mut() = answer.status;

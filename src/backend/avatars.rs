@@ -5,17 +5,16 @@
 //! forwarded as they are: the upstream's avatar URLs are then the ones to show.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{Avatar, Backend, BoxFuture, Forwarded};
+use super::upstream::UpstreamForge;
+use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::op::ResultKind;
 use crate::canonical::{
-    avatar, CanonicalError, CanonicalRequest, Credential, Entity, Object, OpKind, Outcome,
-    ValidationCode,
+    avatar, CanonicalError, CanonicalRequest, Entity, Object, OpKind, Outcome, ValidationCode,
 };
 use crate::mapping::Dialect;
 
@@ -23,8 +22,6 @@ pub struct AvatarKeeper {
     inner: Arc<dyn Backend>,
     public_url: String,
     images: RwLock<HashMap<u64, (String, Bytes)>>,
-    /// Set once the first image is kept, and from then on every read is translated.
-    keeps_any: AtomicBool,
 }
 
 /// Whether an upstream of this dialect stores organization avatars itself.
@@ -57,14 +54,12 @@ impl AvatarKeeper {
             inner,
             public_url: public_url.trim_end_matches('/').to_string(),
             images: RwLock::new(HashMap::new()),
-            keeps_any: AtomicBool::new(false),
         }
     }
 
     fn store(&self, id: u64, image: (String, Bytes)) {
         if let Ok(mut images) = self.images.write() {
             images.insert(id, image);
-            self.keeps_any.store(true, Ordering::Release);
         }
     }
 
@@ -149,16 +144,11 @@ impl Backend for AvatarKeeper {
         Box::pin(self.perform(req))
     }
 
-    fn forwards(&self, dialect: &Dialect) -> bool {
-        !self.keeps_any.load(Ordering::Acquire) && self.inner.forwards(dialect)
-    }
-
-    fn forward(
-        &self,
-        path_and_query: String,
-        credential: Option<Credential>,
-    ) -> BoxFuture<'_, Result<Forwarded, CanonicalError>> {
-        self.inner.forward(path_and_query, credential)
+    /// The upstream's own answers show the right avatars until an image is kept here; from
+    /// then on every read is translated, so that the kept ones are shown.
+    fn forwarder(&self, dialect: &Dialect) -> Option<&UpstreamForge> {
+        let keeps_none = self.images.read().is_ok_and(|images| images.is_empty());
+        self.inner.forwarder(dialect).filter(|_| keeps_none)
     }
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {

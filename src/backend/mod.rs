@@ -13,7 +13,7 @@ use std::pin::Pin;
 
 use bytes::Bytes;
 
-use crate::canonical::{CanonicalError, CanonicalRequest, Credential, OpKind, Outcome, Params};
+use crate::canonical::{CanonicalError, CanonicalRequest, OpKind, Outcome, Params};
 use crate::mapping::Dialect;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -34,25 +34,11 @@ pub trait Backend: Send + Sync {
     /// Serves `/avatars/{rest}` so that avatar URLs can point at the proxy.
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>>;
 
-    /// Whether reads a client makes in `dialect` are forwarded as they are ([`Backend::forward`])
-    /// rather than performed through the canonical model: an upstream that speaks it.
-    fn forwards(&self, _dialect: &Dialect) -> bool {
-        false
-    }
-
-    /// Forwards a read (`path_and_query` under the dialect's API root) as it is; the answer
-    /// comes back with its URLs pointed at the proxy. Only asked where [`Backend::forwards`].
-    fn forward(
-        &self,
-        _path_and_query: String,
-        _credential: Option<Credential>,
-    ) -> BoxFuture<'_, Result<Forwarded, CanonicalError>> {
-        Box::pin(async {
-            Err(CanonicalError::new(
-                crate::canonical::ErrorKind::Internal,
-                "this backend forwards nothing",
-            ))
-        })
+    /// The upstream that reads a client makes in `dialect` are forwarded to as they are
+    /// ([`upstream::UpstreamForge::forward_read`]), rather than performed through the canonical
+    /// model: one that speaks that dialect, where forwarding is on. None: translate.
+    fn forwarder(&self, _dialect: &Dialect) -> Option<&upstream::UpstreamForge> {
+        None
     }
 }
 

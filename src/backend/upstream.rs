@@ -3,7 +3,7 @@
 //! plans (resolve a missing parameter, complete a create, enrich an answer) come from the
 //! mapping, and a half-done create is rolled back, never reported as success.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -599,7 +599,7 @@ impl UpstreamForge {
             let mut all = self.walk(route, req, style).await?;
             if let Some(needle) = local_search {
                 all.retain(|o| {
-                    ["login", "display_name"].iter().any(|f| {
+                    SEARCHED_FIELDS.iter().any(|f| {
                         o.get(f)
                             .and_then(Value::as_str)
                             .is_some_and(|v| v.to_ascii_lowercase().contains(&needle))
@@ -893,8 +893,9 @@ impl UpstreamForge {
         headers
     }
 
-    /// Sends a request and reads its answer. Only a request that never reached the upstream,
-    /// and only an idempotent one, is tried again: a write is never repeated.
+    /// Sends a request and reads its answer (its status goes into the access log). Only a
+    /// request that never reached the upstream, and only an idempotent one, is tried again: a
+    /// write is never repeated.
     async fn exchange(
         &self,
         request: &http::Request<Bytes>,
@@ -904,7 +905,10 @@ impl UpstreamForge {
         loop {
             attempt += 1;
             match self.transport.send(request).await {
-                Ok(reply) => return Ok(reply),
+                Ok(reply) => {
+                    crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
+                    return Ok(reply);
+                }
                 Err(Failure::Connect) if idempotent && attempt < 2 => continue,
                 Err(f) => return Err(self.transport_error(f)),
             }
@@ -914,7 +918,7 @@ impl UpstreamForge {
     /// A read in the upstream's own dialect, forwarded as it is; the answer's status, body
     /// and list headers come back with every URL on the upstream's origin pointed at the
     /// proxy.
-    async fn forward_read(
+    pub async fn forward_read(
         &self,
         path_and_query: String,
         credential: Option<Credential>,
@@ -929,7 +933,6 @@ impl UpstreamForge {
         *request.uri_mut() = uri;
         *request.headers_mut() = self.headers(credential.as_ref());
         let reply = self.exchange(&request).await?;
-        crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
         let pagination = &self.dialect.pagination;
         let names = [
             &http::header::CONTENT_TYPE,
@@ -972,14 +975,10 @@ impl UpstreamForge {
     /// None when there is none to point.
     fn point_at_proxy(&self, text: &[u8]) -> Option<Vec<u8>> {
         let skip = self.origin.needle().len();
-        let ends_origin = |at: usize| {
-            text.get(at)
-                .is_none_or(|&c| !(c.is_ascii_alphanumeric() || b".-_:@".contains(&c)))
-        };
         let mut found = self
             .origin
             .find_iter(text)
-            .filter(|&at| ends_origin(at + skip))
+            .filter(|&at| origin_ends(text, at + skip))
             .peekable();
         found.peek()?;
         let mut out = Vec::with_capacity(text.len() + text.len() / 8);
@@ -994,7 +993,6 @@ impl UpstreamForge {
     }
 
     fn answer(&self, reply: transport::Reply) -> Answer {
-        crate::layers::note(|n| n.upstream_status = Some(reply.status.as_u16()));
         let header = |name: &str| reply.headers.get(name).map(str::to_string);
         let link = header("link");
         let total = self
@@ -1101,13 +1099,29 @@ impl UpstreamForge {
     }
 }
 
-/// The fields a client shows of a list's items, and the ones read here whatever it shows:
-/// paging cursors, a local search, member roles.
-fn with_fields_read_here(shown: FieldSet) -> FieldSet {
-    ["id", "login", "display_name", "org_role"]
+/// Whether an origin found in `text` ends at `at`: not followed by more of a host name or a
+/// port (`http://up` is not the origin of `http://upper.example` or `http://up:8080`).
+fn origin_ends(text: &[u8], at: usize) -> bool {
+    text.get(at)
+        .is_none_or(|&c| !(c.is_ascii_alphanumeric() || b".-_:@".contains(&c)))
+}
+
+/// The fields a search the upstream cannot do looks in, here.
+const SEARCHED_FIELDS: [&str; 2] = ["login", "display_name"];
+
+/// The fields of a list's items read here whatever the client shows: the paging cursor and
+/// sort key, a local search's, and the member role a role filter reads and fills.
+static FIELDS_READ_HERE: LazyLock<FieldSet> = LazyLock::new(|| {
+    ["id", "org_role"]
         .into_iter()
+        .chain(SEARCHED_FIELDS)
         .filter_map(Field::of)
-        .fold(shown, FieldSet::with)
+        .collect()
+});
+
+/// The fields a client shows of a list's items, and the ones read here.
+fn with_fields_read_here(shown: FieldSet) -> FieldSet {
+    shown.union(*FIELDS_READ_HERE)
 }
 
 /// Whether a request body carries an uploaded file (a data: URL).
@@ -1166,16 +1180,8 @@ impl Backend for UpstreamForge {
         self.perform(req)
     }
 
-    fn forwards(&self, dialect: &Dialect) -> bool {
-        self.forwards && dialect.name == self.dialect.name
-    }
-
-    fn forward(
-        &self,
-        path_and_query: String,
-        credential: Option<Credential>,
-    ) -> BoxFuture<'_, Result<Forwarded, CanonicalError>> {
-        Box::pin(self.forward_read(path_and_query, credential))
+    fn forwarder(&self, dialect: &Dialect) -> Option<&UpstreamForge> {
+        (self.forwards && dialect.name == self.dialect.name).then_some(self)
     }
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {

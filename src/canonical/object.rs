@@ -57,6 +57,10 @@ impl FieldSet {
         self
     }
 
+    pub fn union(self, other: FieldSet) -> FieldSet {
+        FieldSet(self.0 | other.0)
+    }
+
     pub fn contains(self, field: Field) -> bool {
         1u128
             .checked_shl(u32::from(field.0))
