@@ -1090,7 +1090,10 @@ impl UpstreamForge {
     /// The same for one value (and the values of a nested object).
     fn rewrite_url(&self, value: &mut Value) {
         match value {
-            Value::String(s) if s.starts_with(&self.base_url) => {
+            Value::String(s)
+                if s.starts_with(&self.base_url)
+                    && origin_ends(s.as_bytes(), self.base_url.len()) =>
+            {
                 *s = [self.public_url.as_str(), &s[self.base_url.len()..]].concat();
             }
             Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
@@ -1247,6 +1250,16 @@ mod tests {
             "https://up/x",
         ] {
             assert_eq!(point(other), None, "{other}");
+        }
+        // Translated answers follow the same rule for the URLs they copy.
+        for (url, rewritten) in [
+            ("http://up/avatars/1", "https://proxy.example/fb/avatars/1"),
+            ("http://upper.example/a", "http://upper.example/a"),
+            ("http://up:8080/a", "http://up:8080/a"),
+        ] {
+            let mut value = Value::from(url);
+            upstream.rewrite_url(&mut value);
+            assert_eq!(value, rewritten);
         }
     }
 }
