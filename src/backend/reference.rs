@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::{Avatar, Backend, BoxFuture};
 use crate::canonical::{
     CanonicalError, CanonicalRequest, Credential, ErrorKind, Object, OpKind, Outcome, PageOf,
-    Params, ValidationCode,
+    Paging, Params, ValidationCode,
 };
 
 #[derive(Debug, Clone)]
@@ -308,6 +308,12 @@ impl State {
         obj
     }
 
+    /// The page of organizations a client asked for, out of all the list's ids (in id order):
+    /// objects are built only for the orgs on the page.
+    fn org_window(&self, ids: Vec<u64>, paging: Option<Paging>, public_url: &str) -> PageOf {
+        PageOf::window_of(ids, paging, |id| *id, |id| self.org_object(id, public_url))
+    }
+
     fn user_object(&self, id: u64, public_url: &str) -> Object {
         let Some(u) = self.users.get(&id) else {
             return Object::new();
@@ -553,38 +559,38 @@ impl ReferenceForge {
         match req.op {
             OpKind::OrgList => {
                 let needle = p.get("search").map(str::to_ascii_lowercase);
-                let items = st
+                let ids: Vec<u64> = st
                     .orgs
                     .values()
                     .filter(|o| st.can_see(o, &caller))
                     .filter(|o| needle.as_deref().is_none_or(|n| o.matches(n)))
-                    .map(|o| st.org_object(o.id, url))
+                    .map(|o| o.id)
                     .collect();
-                Ok(Outcome::List(PageOf::window(items, req.paging)))
+                Ok(Outcome::List(st.org_window(ids, req.paging, url)))
             }
             OpKind::OrgListMine => {
                 let me = caller.id().ok_or_else(unauthenticated)?;
-                let items = st
+                let ids: Vec<u64> = st
                     .members
                     .keys()
                     .filter(|(_, u)| *u == me)
-                    .map(|(o, _)| st.org_object(*o, url))
+                    .map(|(o, _)| *o)
                     .collect();
-                Ok(Outcome::List(PageOf::window(items, req.paging)))
+                Ok(Outcome::List(st.org_window(ids, req.paging, url)))
             }
             OpKind::OrgListForUser => {
                 let uid = st.named_user(p)?;
                 let everything = caller.id() == Some(uid) || caller.is_admin();
-                let items = st
+                let ids: Vec<u64> = st
                     .members
                     .iter()
                     .filter(|((_, u), m)| *u == uid && (everything || m.public))
                     .filter(|((o, _), _)| {
                         everything || st.orgs.get(o).is_some_and(|o| st.can_see(o, &caller))
                     })
-                    .map(|((o, _), _)| st.org_object(*o, url))
+                    .map(|((o, _), _)| *o)
                     .collect();
-                Ok(Outcome::List(PageOf::window(items, req.paging)))
+                Ok(Outcome::List(st.org_window(ids, req.paging, url)))
             }
             OpKind::OrgGet => {
                 let id = st.visible_org(p, &caller)?;
@@ -751,19 +757,25 @@ impl ReferenceForge {
                 let all = req.op == OpKind::MemberList
                     && (caller.is_admin() || st.member(id, caller.id()).is_some());
                 let role = p.get("role").filter(|r| *r != "all");
-                let items = st
+                let members: Vec<(&u64, &Membership)> = st
                     .members
-                    .iter()
-                    .filter(|((o, _), m)| *o == id && (all || m.public))
+                    .range((id, 0)..=(id, u64::MAX))
+                    .filter(|(_, m)| all || m.public)
                     .filter(|(_, m)| role.is_none_or(|r| (r == "admin") == m.owner))
-                    .map(|((_, u), m)| {
+                    .map(|((_, u), m)| (u, m))
+                    .collect();
+                let page = PageOf::window_of(
+                    members,
+                    req.paging,
+                    |(u, _)| **u,
+                    |(u, m)| {
                         let mut user = st.user_object(*u, url);
                         let role = if m.owner { "owner" } else { "member" };
                         user.insert("org_role", Value::from(role));
                         user
-                    })
-                    .collect();
-                Ok(Outcome::List(PageOf::window(items, req.paging)))
+                    },
+                );
+                Ok(Outcome::List(page))
             }
             OpKind::MemberCheck | OpKind::PublicMemberCheck => {
                 if req.op == OpKind::MemberCheck && caller.id().is_none() {
@@ -888,12 +900,17 @@ impl ReferenceForge {
                 let date = p
                     .get("date")
                     .filter(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
-                let items = st
+                let events: Vec<_> = st
                     .events
                     .iter()
                     .rev()
                     .filter(|e| e.org == id && date.is_none_or(|d| e.created_at.starts_with(d)))
-                    .map(|e| {
+                    .collect();
+                let page = PageOf::window_of(
+                    events,
+                    req.paging,
+                    |e| e.id,
+                    |e| {
                         let mut obj = Object::new();
                         obj.insert("id", Value::from(e.id));
                         obj.insert("kind", Value::from(e.kind));
@@ -912,9 +929,9 @@ impl ReferenceForge {
                         obj.insert("content", Value::from(e.content.clone()));
                         obj.insert("created_at", Value::from(e.created_at.clone()));
                         obj
-                    })
-                    .collect();
-                Ok(Outcome::List(PageOf::window(items, req.paging)))
+                    },
+                );
+                Ok(Outcome::List(page))
             }
             OpKind::UserCurrent => {
                 let me = caller.id().ok_or_else(unauthenticated)?;

@@ -249,43 +249,51 @@ pub struct PageOf {
 impl PageOf {
     /// Cuts the window a client asked for out of a whole list ordered by id.
     pub fn window(items: Vec<Object>, paging: Option<Paging>) -> PageOf {
+        PageOf::window_of(
+            items,
+            paging,
+            |o| o.get("id").and_then(Value::as_u64).unwrap_or(0),
+            |o| o,
+        )
+    }
+
+    /// Cuts the window out of a whole list of items ordered by id (`id` gives an item's), and
+    /// builds objects (`build`) only for the items inside it: a page of 50 out of 1,000 builds
+    /// 50 objects, not 1,000.
+    pub fn window_of<T>(
+        items: Vec<T>,
+        paging: Option<Paging>,
+        id: impl Fn(&T) -> u64,
+        build: impl FnMut(T) -> Object,
+    ) -> PageOf {
         let total = items.len() as u64;
-        match paging {
-            None => PageOf {
-                items,
-                total: Some(total),
-                more: false,
-            },
-            Some(Paging::Page { page, per_page }) => {
-                let start = (page.max(1) - 1).saturating_mul(per_page) as usize;
-                let chunk: Vec<Object> = items
-                    .into_iter()
-                    .skip(start)
-                    .take(per_page as usize)
-                    .collect();
-                let more = start.saturating_add(chunk.len()) < total as usize;
-                PageOf {
-                    items: chunk,
-                    total: Some(total),
-                    more,
-                }
-            }
-            Some(Paging::Since { since, per_page }) => {
-                let after: Vec<Object> = items
-                    .into_iter()
-                    .filter(|o| {
-                        o.get("id")
-                            .and_then(Value::as_u64)
-                            .is_some_and(|id| id > since)
-                    })
-                    .collect();
-                let more = after.len() > per_page as usize;
-                PageOf {
-                    items: after.into_iter().take(per_page as usize).collect(),
-                    total: Some(total),
-                    more,
-                }
-            }
+        let whole = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let (start, per_page, since) = match paging {
+            None => (0, usize::MAX, None),
+            Some(Paging::Page { page, per_page }) => (
+                whole((page.max(1) - 1).saturating_mul(per_page)),
+                whole(per_page),
+                None,
+            ),
+            Some(Paging::Since { since, per_page }) => (0, whole(per_page), Some(since)),
+        };
+        let after = |item: &T| since.is_none_or(|since| id(item) > since);
+        let left = match since {
+            None => items.len().saturating_sub(start),
+            Some(_) => items.iter().filter(|item| after(item)).count(),
+        };
+        let more = left > per_page;
+        let items = items
+            .into_iter()
+            .skip(start)
+            .filter(after)
+            .take(per_page)
+            .map(build)
+            .collect();
+        PageOf {
+            items,
+            total: Some(total),
+            more,
         }
     }
 }
@@ -296,4 +304,49 @@ pub enum Outcome {
     List(PageOf),
     Flag(bool),
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// The ids on the page, whether more follow, and how many objects were built.
+    fn cut(ids: &[u64], paging: Option<Paging>) -> (Vec<u64>, bool, usize) {
+        let built = Cell::new(0);
+        let page = PageOf::window_of(
+            ids.to_vec(),
+            paging,
+            |id| *id,
+            |id| {
+                built.set(built.get() + 1);
+                let mut o = Object::new();
+                o.insert("id", Value::from(id));
+                o
+            },
+        );
+        assert_eq!(page.total, Some(ids.len() as u64));
+        let on_page = page.items.iter().filter_map(|o| o.get("id")?.as_u64());
+        (on_page.collect(), page.more, built.get())
+    }
+
+    #[test]
+    fn windows_build_only_the_objects_on_the_page() {
+        let up: Vec<u64> = (1..=10).collect();
+        let page = |page, per_page| Some(Paging::Page { page, per_page });
+        let since = |since, per_page| Some(Paging::Since { since, per_page });
+        assert_eq!(cut(&up, None), (up.clone(), false, 10));
+        assert_eq!(cut(&up, page(2, 3)), (vec![4, 5, 6], true, 3));
+        assert_eq!(cut(&up, page(4, 3)), (vec![10], false, 1));
+        assert_eq!(cut(&up, page(5, 3)), (vec![], false, 0));
+        assert_eq!(cut(&up, page(0, 4)), (vec![1, 2, 3, 4], true, 4));
+        assert_eq!(cut(&up, since(7, 2)), (vec![8, 9], true, 2));
+        assert_eq!(cut(&up, since(8, 2)), (vec![9, 10], false, 2));
+        assert_eq!(cut(&up, since(10, 2)), (vec![], false, 0));
+        // Newest first (activity): `since` keeps the items after it wherever they stand.
+        let down: Vec<u64> = (1..=10).rev().collect();
+        assert_eq!(cut(&down, since(7, 2)), (vec![10, 9], true, 2));
+        assert_eq!(cut(&down, since(7, 3)), (vec![10, 9, 8], false, 3));
+    }
 }
