@@ -785,9 +785,11 @@ impl UpstreamForge {
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
+        // The fields the client shows, and the ones read here whatever it shows.
+        let fields = req.fields_shown.map(|shown| shown.union(*FIELDS_READ_HERE));
         let mut items: Vec<Object> = match &route.response {
             Some(shape) => shape
-                .decode_list_slice(&answer.body, req.fields_shown.map(with_fields_read_here))
+                .decode_list_slice(&answer.body, fields)
                 .map_err(|_| self.garbled())?,
             None => match serde_json::from_slice::<Value>(&answer.body) {
                 Ok(Value::Array(_)) => Vec::new(),
@@ -1121,11 +1123,6 @@ static FIELDS_READ_HERE: LazyLock<FieldSet> = LazyLock::new(|| {
         .filter_map(Field::of)
         .collect()
 });
-
-/// The fields a client shows of a list's items, and the ones read here.
-fn with_fields_read_here(shown: FieldSet) -> FieldSet {
-    shown.union(*FIELDS_READ_HERE)
-}
 
 /// Whether a request body carries an uploaded file (a data: URL).
 fn has_file(body: &Value) -> bool {

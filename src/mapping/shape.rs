@@ -894,13 +894,13 @@ impl Shape {
     }
 }
 
-/// Of a field's value and its declared fallback's (`or`), the one to write: the field's unless
-/// it is null or empty, then the fallback's unless it is, then the field's unless it is null.
 /// Whether rule `i` decodes, by a shape's `kept` list: every rule when the list is empty.
 fn is_kept(kept: &[bool], i: usize) -> bool {
     kept.get(i) != Some(&false)
 }
 
+/// Of a field's value and its declared fallback's (`or`), the one to write: the field's unless
+/// it is null or empty, then the fallback's unless it is, then the field's unless it is null.
 fn pick<'a>(field: Option<&'a Value>, or: Option<&'a Value>) -> Option<&'a Value> {
     let present = |v: &&Value| !v.is_null() && v.as_str() != Some("");
     field
