@@ -11,8 +11,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+
+use common::Instance;
 
 const README_URL: &str = "http://127.0.0.1:8080";
 const SECTION_START: &str = "### Try it";
@@ -176,81 +177,23 @@ fn compare(output: Option<&Block>, actual: &str) -> Vec<String> {
     problems
 }
 
-/// An unseeded `forgebridge serve` with default settings on a free port, killed when dropped.
-struct Server {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("forgebridge.log");
-        let port = common::free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_forgebridge"));
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--public-url")
-            .arg(README_URL)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log file"));
-        // Settings from the environment would make this no longer the README's server.
+/// The README's server: its defaults, at a free port, with `--public-url` naming the README's
+/// URL; settings from the environment would make it no longer the README's server.
+fn readme_server() -> Instance {
+    Instance::start_with(|cmd| {
+        cmd.arg("--public-url").arg(README_URL);
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("FORGEBRIDGE") {
                 cmd.env_remove(key);
             }
         }
-        let mut server = Server {
-            child: cmd.spawn().expect("spawn forgebridge"),
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-            _dir: dir,
-        };
-        server.wait_ready();
-        server
-    }
-
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let client = reqwest::blocking::Client::new();
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("forgebridge exited early ({status}):\n{}", self.log_text());
-            }
-            let ready = client
-                .get(format!("{}/healthz", self.base))
-                .send()
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(30));
-        }
-        panic!("forgebridge did not become ready:\n{}", self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    })
 }
 
 /// Runs `command` from the README against `server`, curl made quiet but for errors, and returns
 /// curl's output with CRLF turned into LF and timestamps normalised.
-fn run(command: &str, server: &Server) -> Result<String, String> {
-    let rewritten = command.replace(README_URL, &server.base);
+fn run(command: &str, server: &Instance) -> Result<String, String> {
+    let rewritten = command.replace(README_URL, &server.url);
     if rewritten.contains(":8080") {
         return Err("the command reaches port 8080 other than as http://127.0.0.1:8080".into());
     }
@@ -279,7 +222,7 @@ fn run(command: &str, server: &Server) -> Result<String, String> {
 /// examples when all match; otherwise a report of every mismatch.
 fn check(readme: &str) -> Result<usize, String> {
     let examples = examples(readme)?;
-    let server = Server::start();
+    let server = readme_server();
     let mut failures = Vec::new();
     for example in &examples {
         let (problems, actual) = match run(&example.command, &server) {

@@ -36,13 +36,24 @@ pub fn free_port() -> u16 {
 }
 
 impl Instance {
-    /// Starts `forgebridge serve` with extra arguments and environment, and waits until
-    /// `/healthz` answers. A port taken between choosing and binding it (tests run in
-    /// parallel) is retried with another.
+    /// Starts `forgebridge serve` with extra arguments and environment (and the test admin
+    /// token), and waits until `/healthz` answers.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Instance {
+        Instance::start_with(|cmd| {
+            cmd.arg("--reference-token").arg(ADMIN_TOKEN).args(args);
+            for (k, v) in env {
+                cmd.env(k, v);
+            }
+        })
+    }
+
+    /// Starts `forgebridge serve --listen <a free port>`, set up further by `configure`, and
+    /// waits until `/healthz` answers. A port taken between choosing and binding it (tests run
+    /// in parallel) is retried with another.
+    pub fn start_with(configure: impl Fn(&mut Command)) -> Instance {
         let mut last = String::new();
         for _ in 0..5 {
-            match Instance::try_start(args, env) {
+            match Instance::try_start(&configure) {
                 Ok(instance) => return instance,
                 Err(log) if log.contains("cannot listen") => last = log,
                 Err(log) => panic!("forgebridge did not start: {log}"),
@@ -51,7 +62,7 @@ impl Instance {
         panic!("forgebridge found no free port: {last}");
     }
 
-    fn try_start(args: &[&str], env: &[(&str, &str)]) -> Result<Instance, String> {
+    fn try_start(configure: &impl Fn(&mut Command)) -> Result<Instance, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
@@ -61,16 +72,12 @@ impl Instance {
         cmd.arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
-            .arg("--reference-token")
-            .arg(ADMIN_TOKEN)
-            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        configure(&mut cmd);
         let child = cmd.spawn().expect("spawn forgebridge");
         let mut instance = Instance {
             child,
@@ -82,6 +89,9 @@ impl Instance {
         Ok(instance)
     }
 
+    /// Waits until this process answers `/healthz`. An answer counts only once its own log says
+    /// it is ready (it holds the port by then): another test's process that took the port
+    /// in between answers too.
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(15);
         let client = reqwest::blocking::Client::new();
@@ -89,10 +99,11 @@ impl Instance {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return Err(format!("exited early ({status}): {}", self.log_text()));
             }
-            if client
-                .get(format!("{}/healthz", self.url))
-                .send()
-                .is_ok_and(|r| r.status().is_success())
+            if self.log_text().contains("forgebridge ready")
+                && client
+                    .get(format!("{}/healthz", self.url))
+                    .send()
+                    .is_ok_and(|r| r.status().is_success())
             {
                 return Ok(());
             }
