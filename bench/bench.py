@@ -499,6 +499,11 @@ def machine_info(bin_path):
         "nginx": version(["nginx", "-v"]),
         "python": platform.python_version(),
         "binary": bin_path,
+        "build": (
+            "profile-guided release build (bench/pgo.sh)" if "/target/pgo/" in bin_path
+            else "plain release build" if "/target/release/" in bin_path
+            else "binary given by FORGEBRIDGE_BIN"
+        ),
         "commit": commit + (" (working tree differs in src/mappings)" if dirty else ""),
         "loadavg_start": open("/proc/loadavg").read().split()[:3],
     }
@@ -554,7 +559,7 @@ def render(results, paced, info, startup, idle, args):
     w(f"- date: {info['date']}")
     w(f"- machine: `nproc` = {info['nproc']}, CPU: {info['cpu']}, memory: {info['mem_gib']} GiB, kernel {info['kernel']}")
     w(f"- tools: {info['wrk']}; {info['nginx']}; Python {info['python']}")
-    w(f"- forgebridge: `{info['binary']}`, commit {info['commit']}, release build, default settings (log level info, to a file)")
+    w(f"- forgebridge: `{info['binary']}`, commit {info['commit']}, {info['build']}, default settings (log level info, to a file)")
     w(f"- load: wrk, {args.threads} threads, {args.connections} connections, {args.duration} s per case after a {args.warmup} s warm-up "
       f"(creates: {args.create_duration} s after {args.create_warmup} s, each on a freshly started stack); "
       "load generator, proxies and upstream share the same cores")

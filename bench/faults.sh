@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/faults.sh — forgebridge under load while its upstream misbehaves (issue 5).
 #
-#   bash bench/faults.sh        # build --release (unless FORGEBRIDGE_BIN is set), then run
+#   bash bench/faults.sh        # build as bench/run.sh does (unless FORGEBRIDGE_BIN is set), then run
 #
 # 1,000 concurrent GitHub-dialect clients for 60 s go through forgebridge to a Gitea-dialect
 # upstream: the reference forge behind bench/faulty_relay.py, which slows requests, drops

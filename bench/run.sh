@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # bench/run.sh — forgebridge against a plain reverse proxy, in one command (issue 5).
 #
-#   bash bench/run.sh            # install wrk + nginx if missing, build --release, run, report
+#   bash bench/run.sh            # install wrk + nginx if missing, build (PGO), run, report
 #
 # What it does:
 #   1. installs wrk and nginx from Debian's apt when they are missing (as root, no sudo);
-#   2. builds forgebridge (`cargo build --release`), unless FORGEBRIDGE_BIN names a binary;
+#   2. builds forgebridge as the Dockerfile does, profile-guided (bench/pgo.sh, two release
+#      builds), unless FORGEBRIDGE_BIN names a binary (BENCH_BUILD=plain: `cargo build --release`);
 #   3. runs bench/bench.py, which seeds a reference forge (200 orgs, 21 users) on 127.0.0.1:19100
 #      and measures against that one upstream, with wrk (2 threads, 64 connections, 3 s warm-up,
 #      then 10 s per case):
@@ -23,11 +24,12 @@
 #   4. writes bench/results/latest.md (+ latest.json, logs/) — bench/results/ is gitignored;
 #      bench/RESULTS.md is the committed copy of a run, with notes.
 #
-# Environment knobs: FORGEBRIDGE_BIN=path (skip the build), BENCH_DURATION (s, default 10),
-# BENCH_CONNECTIONS (default 64), BENCH_ARGS (extra arguments for bench.py, e.g. "--only get").
-# Everything runs on loopback (127.0.0.1, ports 19100-19119) and stops by itself; the whole
-# run takes about 15 minutes plus the build. Results on a shared 2-core machine are noisy: the
-# load generator, the proxy and the upstream compete for the same cores.
+# Environment knobs: FORGEBRIDGE_BIN=path (skip the build), BENCH_BUILD=plain, BENCH_DURATION
+# (s, default 10), BENCH_CONNECTIONS (default 64), BENCH_ARGS (extra arguments for bench.py,
+# e.g. "--only get"). Everything runs on loopback (127.0.0.1, ports 19100-19119) and stops by
+# itself; the whole run takes about 15 minutes plus the build (about 12 minutes for PGO's two).
+# Results on a shared 2-core machine are noisy: the load generator, the proxy and the upstream
+# compete for the same cores.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
