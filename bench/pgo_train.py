@@ -26,8 +26,8 @@ PORTS = {"gitea": 19151, "github": 19152, "gitlab": 19153}
 ADMIN = {"Authorization": f"token {B.ADMIN_TOKEN}", "Content-Type": "application/json"}
 BENCH = {"Authorization": f"token {B.BENCH_TOKEN}"}
 
-# (weight, method, path, headers, body or None, expected status). Weights are rounds of the
-# loop that send it: reads of one org and lists dominate, as they do for bots and CI jobs.
+# (weight, method, path, headers, body or None, expected status). A weight is how many times
+# each round sends it: reads of one org and lists dominate, as they do for bots and CI jobs.
 READS = [
     (8, "GET", "/api/v3/orgs/acme", BENCH, None, 200),
     (6, "GET", "/api/v1/orgs/acme", BENCH, None, 200),
