@@ -24,16 +24,15 @@ COPY config ./config
 # per translated request than a plain release build (bench/PROFILE.md). It builds twice, so it
 # takes about twice as long; `--build-arg PGO=0` builds plainly.
 ARG PGO=1
-COPY bench/pgo.sh bench/pgo_train.py bench/bench.py ./bench/
+COPY bench/pgo.sh bench/pgo_train.py bench/bench.py bench/faults.py bench/faulty_relay.py ./bench/
 RUN if [ "$PGO" = 1 ]; then \
         { command -v python3 >/dev/null \
           || { apt-get update && apt-get install -y --no-install-recommends python3; }; } \
-        && bash bench/pgo.sh \
-        && install -m 0755 target/pgo/release/forgebridge /usr/local/bin/forgebridge; \
+        && bash bench/pgo.sh && built=target/pgo/release/forgebridge; \
     else \
-        cargo build --release --locked \
-        && install -m 0755 target/release/forgebridge /usr/local/bin/forgebridge; \
-    fi
+        cargo build --release --locked && built=target/release/forgebridge; \
+    fi \
+    && install -m 0755 "$built" /usr/local/bin/forgebridge
 
 # ---------------------------------------------------------------- runtime
 FROM debian:bookworm-slim

@@ -20,6 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench as B  # noqa: E402  (process helpers and the benchmark's seed)
+from faults import read_message  # noqa: E402  (one HTTP/1.1 answer off a stream)
 
 PORT_REF = 19150
 PORTS = {"gitea": 19151, "github": 19152, "gitlab": 19153}
@@ -60,24 +61,6 @@ def writes(name):
     ]
 
 
-async def read_answer(reader):
-    """Reads one HTTP/1.1 answer; returns its status."""
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-    status = int(head[0].split(" ", 2)[1])
-    fields = dict(
-        (k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in head[1:] if line)
-    )
-    if fields.get("transfer-encoding", "").lower() == "chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    else:
-        await reader.readexactly(int(fields.get("content-length", "0")))
-    return status
-
-
 async def client(dialect, port, rounds, tag, failures):
     """One kept-alive connection sending `rounds` rounds of READS, and writes every tenth."""
     unsupported = UNSUPPORTED.get(dialect, set())
@@ -89,7 +72,7 @@ async def client(dialect, port, rounds, tag, failures):
         head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         head += f"Content-Length: {len(data)}\r\n\r\n" if data else "\r\n"
         writer.write(head.encode() + data)
-        status = await read_answer(reader)
+        status, _, _ = await read_message(reader)
         if path in unsupported:
             want = 501
         if status != want:
