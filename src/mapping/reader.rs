@@ -108,21 +108,67 @@ impl<'a> Reader<'a> {
     /// must read or skip its value.
     pub fn object(
         &mut self,
-        mut member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), Malformed>,
+        member: impl FnMut(&mut Self, Cow<'a, str>) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        self.members(|r, _| r.string(), member)
+    }
+
+    /// Reads an object like [`Reader::object`], handing `member` what `lookup` finds for each
+    /// key. The objects of one list are mostly alike, so what was found is remembered in
+    /// `memo` by the key's place: where the key at a place has the same text as the last
+    /// object's, its bytes are compared instead of read and looked up again. (The text
+    /// remembered has no escapes, so equal bytes up to the closing quote are an equal key.)
+    pub fn object_remembered<T: Copy>(
+        &mut self,
+        memo: &mut Vec<Option<(&'a str, T)>>,
+        lookup: impl Fn(&str) -> T,
+        member: impl FnMut(&mut Self, T) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        let key = |r: &mut Self, place: usize| {
+            if let Some(Some((text, found))) = memo.get(place) {
+                let rest = &r.text.as_bytes()[r.at..];
+                if rest.get(text.len()) == Some(&b'"') && rest.starts_with(text.as_bytes()) {
+                    r.at += text.len() + 1;
+                    return Ok(*found);
+                }
+            }
+            let key = r.string()?;
+            let found = lookup(&key);
+            let remembered = match key {
+                Cow::Borrowed(text) => Some((text, found)),
+                Cow::Owned(_) => None,
+            };
+            match memo.get_mut(place) {
+                Some(slot) => *slot = remembered,
+                None => memo.push(remembered),
+            }
+            Ok(found)
+        };
+        self.members(key, member)
+    }
+
+    /// Reads the object the reader is at: `key` reads each key (the reader is past its opening
+    /// quote; it is given the key's place), `member` the value.
+    fn members<K>(
+        &mut self,
+        mut key: impl FnMut(&mut Self, usize) -> Result<K, Malformed>,
+        mut member: impl FnMut(&mut Self, K) -> Result<(), Malformed>,
     ) -> Result<(), Malformed> {
         self.enter()?;
         if self.close(b'}') {
             return Ok(());
         }
+        let mut place = 0;
         loop {
             self.eat(b'"', "expected a key")?;
-            let key = self.string()?;
+            let found = key(self, place)?;
             self.eat(b':', "expected ':'")?;
-            member(self, key)?;
+            member(self, found)?;
             if self.close(b'}') {
                 return Ok(());
             }
             self.eat(b',', "expected ',' or '}'")?;
+            place += 1;
         }
     }
 
@@ -628,5 +674,55 @@ mod tests {
         assert_eq!(r.peek(), Some(b'"'));
         r.at += 1;
         assert!(matches!(r.string(), Ok(Cow::Borrowed("plain"))));
+    }
+
+    /// Reads a list of objects, each key through `lookup` (remembering keys by place, or
+    /// not), and gives back the keys found, object by object.
+    fn keys_found(text: &str, remember: bool) -> Result<Vec<Vec<Option<usize>>>, Malformed> {
+        const KNOWN: &[&str] = &["name", "na", "name2", "id", "a\"b", "é", ""];
+        let lookup = |key: &str| KNOWN.iter().position(|k| *k == key);
+        let mut r = Reader::new(text.as_bytes())?;
+        let mut memo = Vec::new();
+        let mut all = Vec::new();
+        r.array(|r| {
+            let mut found = Vec::new();
+            let member = |r: &mut Reader<'_>, key: Option<usize>| {
+                found.push(key);
+                r.skip()
+            };
+            if remember {
+                r.object_remembered(&mut memo, lookup, member)?;
+            } else {
+                let mut member = member;
+                r.object(|r, key| member(r, lookup(&key)))?;
+            }
+            all.push(found);
+            Ok(())
+        })?;
+        r.end()?;
+        Ok(all)
+    }
+
+    #[test]
+    fn remembered_keys_are_the_keys_read() {
+        let lists = [
+            r#"[{"name":1,"id":2},{"name":3,"id":4},{"name":5,"id":6}]"#,
+            // The same place holding a prefix of the last key, a longer key, another key.
+            r#"[{"name":1},{"na":2},{"name2":3},{"name":4},{"nam":5},{"name":6}]"#,
+            // Escaped keys (never remembered), and their plain twins.
+            r#"[{"a\"b":1,"n\u0061me":2},{"a\"b":3,"name":4},{"a\"b":5,"n\u0061me":6}]"#,
+            // Empty keys, non-ASCII keys, whitespace, fewer and more members, empty objects.
+            r#"[{"":1,"é":2}, { "" : 3 , "é" : 4 , "id" : 5 },{},{"é":6},{"":{"name":7}}]"#,
+            // Keys that end where the text does.
+            r#"[{"name":1},{"name"#,
+            r#"[{"name":1},{"nam"#,
+        ];
+        for text in lists {
+            assert_eq!(keys_found(text, true), keys_found(text, false), "{text}");
+        }
+        // And the lookups really were found, not all `None`.
+        let found = keys_found(lists[0], true).expect("valid");
+        assert_eq!(found[2], vec![Some(0), Some(3)]);
+        assert!(keys_found(lists[4], true).is_err());
     }
 }

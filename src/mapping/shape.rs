@@ -87,6 +87,9 @@ struct ReadPlan {
     keys: HashMap<String, ReadNode, foldhash::fast::FixedState>,
 }
 
+/// The keys of the last object of a list read, by place, with what the plan found for each.
+type KeyMemo<'a, 'p> = Vec<Option<(&'a str, Option<&'p ReadNode>)>>;
+
 #[derive(Debug, Default)]
 struct ReadNode {
     /// Rules that read this key's value.
@@ -132,21 +135,24 @@ impl ReadPlan {
     /// but an object reads as nothing.
     /// Rules not `kept` read nothing: a key only they read is skipped like an unknown one
     /// (see [`is_kept`]).
-    fn read(
-        &self,
-        r: &mut Reader<'_>,
+    /// With a `memo`, the keys found are remembered by their place, for the next object of
+    /// the same list (see [`Reader::object_remembered`]).
+    fn read<'a, 'p>(
+        &'p self,
+        r: &mut Reader<'a>,
         slots: &mut [Option<Value>],
         kept: &[bool],
+        memo: Option<&mut KeyMemo<'a, 'p>>,
     ) -> Result<(), Malformed> {
         if r.peek() != Some(b'{') {
             return r.skip();
         }
-        r.object(|r, key| {
-            let Some(node) = self.get(&key) else {
+        let mut member = |r: &mut Reader<'a>, node: Option<&'p ReadNode>| {
+            let Some(node) = node else {
                 return r.skip();
             };
             if node.rules.is_empty() {
-                return node.inner.read(r, slots, kept);
+                return node.inner.read(r, slots, kept, None);
             }
             if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| is_kept(kept, i)) {
                 return r.skip();
@@ -162,7 +168,11 @@ impl ReadPlan {
                 slots[*last] = Some(value);
             }
             Ok(())
-        })
+        };
+        match memo {
+            Some(memo) => r.object_remembered(memo, |key| self.get(key), member),
+            None => r.object(|r, key| member(r, self.get(&key))),
+        }
     }
 
     /// The same, from a value already built (a planned key that is also read inside).
@@ -706,7 +716,7 @@ impl Shape {
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
     pub fn decode_slice(&self, body: &[u8]) -> Result<Object, Malformed> {
         let mut r = Reader::new(body)?;
-        let obj = self.read(&mut r, &mut Vec::new(), &[])?;
+        let obj = self.read(&mut r, &mut Vec::new(), &[], None)?;
         r.end()?;
         Ok(obj)
     }
@@ -726,8 +736,9 @@ impl Shape {
         let kept = self.kept(only);
         let mut items = Vec::new();
         let mut slots = Vec::new();
+        let mut memo = KeyMemo::new();
         r.array(|r| {
-            items.push(self.read(r, &mut slots, &kept)?);
+            items.push(self.read(r, &mut slots, &kept, Some(&mut memo))?);
             Ok(())
         })?;
         r.end()?;
@@ -758,17 +769,20 @@ impl Shape {
     /// One object read through the shape's read plan, or built and then decoded where the
     /// shape's rules need the whole value (merges, JSONPath reads). `slots` is scratch space,
     /// kept from one object of a list to the next.
-    fn read(
-        &self,
-        r: &mut Reader<'_>,
+    fn read<'a, 'p>(
+        &'p self,
+        r: &mut Reader<'a>,
         slots: &mut Vec<Option<Value>>,
         kept: &[bool],
+        memo: Option<&mut KeyMemo<'a, 'p>>,
     ) -> Result<Object, Malformed> {
         match &self.reads {
             Some(plan) => {
+                // (`resize_with`: `resize` would clone a `None` per slot, through `Value`'s
+                // whole `clone`.)
                 slots.clear();
-                slots.resize(self.fields.len(), None);
-                plan.read(r, slots, kept)?;
+                slots.resize_with(self.fields.len(), || None);
+                plan.read(r, slots, kept, memo)?;
                 let mut value = |i: usize| slots[i].take().filter(|_| is_kept(kept, i));
                 Ok(self.decode_slots(|i, _| value(i).map(Cow::Owned)))
             }
@@ -784,7 +798,8 @@ impl Shape {
         &self,
         mut raw: impl FnMut(usize, &FieldRule) -> Option<Cow<'v, Value>>,
     ) -> Object {
-        let mut found: Vec<Option<Value>> = vec![None; self.decoded.len()];
+        let mut found: Vec<Option<Value>> = Vec::with_capacity(self.decoded.len());
+        found.resize_with(self.decoded.len(), || None);
         for (i, rule) in self.fields.iter().enumerate() {
             let Some(slot) = self.decodes_into[i] else {
                 continue;
