@@ -79,23 +79,6 @@ fn json_response(
     resp
 }
 
-/// Appends a JSON array of the shape's answers for `items`.
-fn write_array(
-    out: &mut Vec<u8>,
-    shape: &crate::mapping::Shape,
-    items: &[crate::canonical::Object],
-    ctx: &EncodeCtx<'_>,
-) {
-    out.push(b'[');
-    for (n, item) in items.iter().enumerate() {
-        if n > 0 {
-            out.push(b',');
-        }
-        shape.response(item, ctx).write(out);
-    }
-    out.push(b']');
-}
-
 /// Appends a value's JSON text (nothing if it cannot be serialized).
 fn serialized(out: &mut Vec<u8>, value: &impl serde::Serialize) {
     let start = out.len();
@@ -143,7 +126,7 @@ pub fn encode(
             }
             let size = ENTITY_SIZE * page.items.len() + 2;
             let mut resp = json_response(route.status, size, |out| match &route.response {
-                Some(shape) => write_array(out, shape, &page.items, &ctx),
+                Some(shape) => shape.write_list(&page.items, &ctx, out),
                 None => out.extend_from_slice(b"[]"),
             });
             if let Some(p) = req.paging {
@@ -169,7 +152,7 @@ pub fn encode(
             let mut resp = match (&route.response, &route.body) {
                 (Some(shape), _) if route.list_of_one => {
                     json_response(route.status, ENTITY_SIZE, |out| {
-                        write_array(out, shape, std::slice::from_ref(&obj), &ctx)
+                        shape.write_list(std::slice::from_ref(&obj), &ctx, out)
                     })
                 }
                 (Some(shape), _) => json_response(route.status, ENTITY_SIZE, |out| {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::body::Body;
 use super::raw::{RawDialect, RawField, RawShape};
-use super::shape::{AsType, Compute, FieldRule, ReadPath, Shape, Source, ValueMap};
+use super::shape::{AsType, Compute, FieldRule, NodeIdPrefix, ReadPath, Shape, Source, ValueMap};
 use super::{
     AuthSource, AuthSpec, DecodeRule, Dialect, ErrorSpec, KindSpec, LinkRel, MappingError,
     PaginationSpec, PagingStyle, Route, Template,
@@ -343,7 +343,7 @@ fn build_rule(
         match compute.split_once(':') {
             None if compute == "null" => Source::Compute(Compute::Null),
             Some(("github_node_id", ty)) if !ty.is_empty() => {
-                Source::Compute(Compute::GithubNodeId(ty.to_string()))
+                Source::Compute(Compute::GithubNodeId(NodeIdPrefix::new(ty)))
             }
             _ => {
                 cx.err(

@@ -2,15 +2,19 @@
 //! (encode) and dialect JSON → canonical (decode). Built once at load time; the request path
 //! only walks these vectors.
 
+mod answer;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
 
+use self::answer::AnswerPlan;
 use super::reader::{Malformed, Reader};
 use super::template::{Part, Template};
 use crate::canonical::avatar;
@@ -48,6 +52,8 @@ pub struct Shape {
     /// The canonical fields the written rules read: the looked-up ones, and the ones a strict
     /// rule checks before an object is shown at all.
     shown: FieldSet,
+    /// The answer compiled for the first roots it was written with.
+    answer: OnceLock<Option<AnswerPlan>>,
 }
 
 /// Where one written rule finds its canonical values among [`Shape::looked_up`].
@@ -239,7 +245,7 @@ pub enum AsType {
 #[derive(Debug, Clone)]
 pub enum Compute {
     /// GitHub's legacy global node id: base64("0<len>:<Type><id>").
-    GithubNodeId(String),
+    GithubNodeId(NodeIdPrefix),
     /// Always null (a field the canonical model has no value for, such as GitLab's parent_id).
     Null,
 }
@@ -349,31 +355,66 @@ fn set_path(target: &mut serde_json::Map<String, Value>, path: &[String], value:
     }
 }
 
-/// Appends GitHub's legacy node id of an object, as a JSON string: base64 of
-/// `0{length of the type name}:{type name}{id}`.
-fn write_node_id(out: &mut Vec<u8>, type_name: &str, id: &Value) {
-    let mut raw = String::with_capacity(type_name.len() + 24);
-    raw.push('0');
-    raw.push_str(itoa::Buffer::new().format(type_name.len()));
-    raw.push(':');
-    raw.push_str(type_name);
-    match id {
-        Value::String(s) => raw.push_str(s),
-        Value::Number(n) => match n.as_u64() {
-            Some(n) => raw.push_str(itoa::Buffer::new().format(n)),
-            None => raw.push_str(&n.to_string()),
-        },
-        other => raw.push_str(&other.to_string()),
+/// GitHub's legacy node id for one type: base64 of `0{length of the type name}:{type name}{id}`.
+/// The part of the prefix that fills whole base64 groups is encoded once, here; the rest of it
+/// (up to two bytes) is encoded with each id.
+#[derive(Debug, Clone)]
+pub struct NodeIdPrefix {
+    encoded: Box<str>,
+    rest: Box<[u8]>,
+}
+
+impl NodeIdPrefix {
+    pub fn new(type_name: &str) -> NodeIdPrefix {
+        let raw = format!("0{}:{type_name}", type_name.len());
+        let whole = raw.len() / 3 * 3;
+        NodeIdPrefix {
+            encoded: STANDARD.encode(&raw.as_bytes()[..whole]).into(),
+            rest: raw.as_bytes()[whole..].into(),
+        }
     }
-    // Base64 text needs no JSON escaping: it is encoded straight into the answer.
-    out.push(b'"');
-    let start = out.len();
-    out.resize(start + base64::encoded_len(raw.len(), true).unwrap_or(0), 0);
-    let written = base64::engine::general_purpose::STANDARD
-        .encode_slice(raw, &mut out[start..])
-        .unwrap_or(0);
-    out.truncate(start + written);
-    out.push(b'"');
+
+    /// Appends the node id of the object with this `id`, as a JSON string (base64 text needs
+    /// no escaping, so it is encoded straight into the answer).
+    fn write(&self, out: &mut Vec<u8>, id: &Value) {
+        let mut digits = itoa::Buffer::new();
+        let text;
+        let id = match id {
+            Value::String(s) => s.as_str(),
+            Value::Number(n) => match n.as_u64() {
+                Some(n) => digits.format(n),
+                None => {
+                    text = n.to_string();
+                    &text
+                }
+            },
+            other => {
+                text = other.to_string();
+                &text
+            }
+        };
+        let (mut short, long);
+        let len = self.rest.len() + id.len();
+        let tail: &[u8] = if len <= 32 {
+            short = [0u8; 32];
+            short[..self.rest.len()].copy_from_slice(&self.rest);
+            short[self.rest.len()..len].copy_from_slice(id.as_bytes());
+            &short[..len]
+        } else {
+            long = [&self.rest[..], id.as_bytes()].concat();
+            &long
+        };
+        out.push(b'"');
+        out.extend_from_slice(self.encoded.as_bytes());
+        let start = out.len();
+        out.resize(
+            start + base64::encoded_len(tail.len(), true).unwrap_or(0),
+            0,
+        );
+        let written = STANDARD.encode_slice(tail, &mut out[start..]).unwrap_or(0);
+        out.truncate(start + written);
+        out.push(b'"');
+    }
 }
 
 impl Shape {
@@ -476,6 +517,7 @@ impl Shape {
         });
         let shown = looked_up.iter().copied().chain(strict).collect();
         Shape {
+            answer: OnceLock::new(),
             shown,
             json_keys,
             looked_up,
@@ -490,6 +532,24 @@ impl Shape {
             out,
             reads,
         }
+    }
+
+    /// Appends a JSON array of this shape's answers for `items` (one view kept for them all).
+    pub fn write_list(&self, items: &[Object], ctx: &EncodeCtx<'_>, out: &mut Vec<u8>) {
+        let mut view = View {
+            values: Vec::new(),
+            segments: Vec::new(),
+        };
+        let plan = self.answer_plan(ctx);
+        out.push(b'[');
+        for (n, item) in items.iter().enumerate() {
+            if n > 0 {
+                out.push(b',');
+            }
+            self.fill_view(item, ctx.params, &mut view);
+            self.write_object(plan, &view, ctx, out);
+        }
+        out.push(b']');
     }
 
     /// Canonical → a response body in this dialect, serialized straight to bytes without an
@@ -538,7 +598,8 @@ impl Shape {
     }
 
     /// Writes the members of an object (without its braces), `first` telling whether a comma
-    /// is due before the next one.
+    /// is due before the next one. (Shapes without merged members write through their
+    /// [`AnswerPlan`] instead.)
     fn write_members(
         &self,
         entries: &[Out],
@@ -547,8 +608,6 @@ impl Shape {
         out: &mut Vec<u8>,
         first: &mut bool,
     ) {
-        // One buffer for every URL field of the object, each written out before the next.
-        let mut url = String::new();
         for entry in entries {
             let i = match entry {
                 Out::Group(_, key, inner) => {
@@ -561,72 +620,114 @@ impl Shape {
                 Out::Rule(i) => *i,
             };
             let rule = &self.fields[i];
-            let piece = match &rule.source {
-                Source::Canonical(_) => match self.canonical_in(view, i) {
-                    None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
-                    Some(v) => match (&rule.nested, v) {
-                        (Some(nested), Value::Object(inner)) if rule.merge => {
-                            // The nested shape's members join this object.
-                            let inner = Object::from_map(inner);
-                            nested.write_members(
-                                &nested.out,
-                                &nested.view(&inner, ctx.params),
-                                ctx,
-                                out,
-                                first,
-                            );
-                            continue;
-                        }
-                        (Some(nested), Value::Object(inner)) => {
-                            member(out, first, &self.json_keys[i]);
-                            nested.response(&Object::from_map(inner), ctx).write(out);
-                            continue;
-                        }
-                        _ => rule.outbound(v),
-                    },
-                },
-                Source::Param(p) => match ctx.params.get(p) {
-                    Some(v) => Piece::Str(v),
-                    None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
-                },
-                // Placeholders render percent-encoded, so the URL needs escaping only where
-                // the template's text or the roots do: otherwise it goes straight into `out`.
-                Source::Url(_) if ctx.plain_roots && self.lookups[i].plain_url => {
-                    member(out, first, &self.json_keys[i]);
-                    out.push(b'"');
-                    let push = |s: &str| out.extend_from_slice(s.as_bytes());
-                    render_url(push, &self.lookups[i].url, view, ctx);
-                    out.push(b'"');
+            if let (true, Source::Canonical(_), Some(nested)) =
+                (rule.merge, &rule.source, &rule.nested)
+            {
+                if let Some(Value::Object(inner)) = self.canonical_in(view, i) {
+                    // The nested shape's members join this object.
+                    let inner = Object::from_map(inner);
+                    let inner_view = nested.view(&inner, ctx.params);
+                    nested.write_members(&nested.out, &inner_view, ctx, out, first);
                     continue;
                 }
-                Source::Url(_) => {
-                    url.clear();
-                    url.reserve(192);
-                    render_url(|s| url.push_str(s), &self.lookups[i].url, view, ctx);
-                    Piece::Str(&url)
-                }
-                Source::Const(v) => Piece::Ref(v),
-                Source::Compute(Compute::GithubNodeId(ty)) => {
-                    match self.lookups[i].field.and_then(|at| view.values[at]) {
-                        Some(id) if !id.is_null() => {
-                            member(out, first, &self.json_keys[i]);
-                            write_node_id(out, ty, id);
-                            continue;
-                        }
-                        _ => Piece::Null,
-                    }
-                }
-                Source::Compute(Compute::Null) => Piece::Null,
-            };
+            }
             member(out, first, &self.json_keys[i]);
-            piece.write(out);
+            self.write_rule_value(i, view, ctx, out);
+        }
+    }
+
+    /// Writes rule `i`'s value, as it follows the rule's key in an answer: missing canonical
+    /// values as the rule's default or null.
+    fn write_rule_value(&self, i: usize, view: &View<'_>, ctx: &EncodeCtx<'_>, out: &mut Vec<u8>) {
+        let rule = &self.fields[i];
+        let piece = match &rule.source {
+            Source::Canonical(_) => match self.canonical_in(view, i) {
+                None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
+                Some(v) => match (&rule.nested, v) {
+                    (Some(nested), Value::Object(inner)) => {
+                        nested.response(&Object::from_map(inner), ctx).write(out);
+                        return;
+                    }
+                    _ => rule.outbound(v),
+                },
+            },
+            Source::Param(p) => match ctx.params.get(p) {
+                Some(v) => Piece::Str(v),
+                None => rule.default.as_ref().map_or(Piece::Null, Piece::Ref),
+            },
+            // Placeholders render percent-encoded, so the URL needs escaping only where the
+            // template's text or the roots do: otherwise it goes straight into `out`.
+            Source::Url(_) if ctx.plain_roots && self.lookups[i].plain_url => {
+                out.push(b'"');
+                let push = |s: &str| out.extend_from_slice(s.as_bytes());
+                render_url(push, &self.lookups[i].url, view, ctx);
+                out.push(b'"');
+                return;
+            }
+            Source::Url(_) => {
+                let mut url = String::with_capacity(192);
+                render_url(|s| url.push_str(s), &self.lookups[i].url, view, ctx);
+                write_str(out, &url);
+                return;
+            }
+            Source::Const(v) => Piece::Ref(v),
+            Source::Compute(Compute::GithubNodeId(ty)) => {
+                match self.lookups[i].field.and_then(|at| view.values[at]) {
+                    Some(id) if !id.is_null() => {
+                        ty.write(out, id);
+                        return;
+                    }
+                    _ => Piece::Null,
+                }
+            }
+            Source::Compute(Compute::Null) => Piece::Null,
+        };
+        piece.write(out);
+    }
+
+    /// The shape's answer plan for `ctx`'s roots: made for the first roots it is asked for,
+    /// and kept (a dialect's answers all point at the same roots).
+    fn answer_plan(&self, ctx: &EncodeCtx<'_>) -> Option<&AnswerPlan> {
+        self.answer
+            .get_or_init(|| AnswerPlan::build(self, ctx))
+            .as_ref()
+            .filter(|plan| plan.fits(ctx))
+    }
+
+    /// Appends one object's answer, through `plan` where there is one.
+    fn write_object(
+        &self,
+        plan: Option<&AnswerPlan>,
+        view: &View<'_>,
+        ctx: &EncodeCtx<'_>,
+        out: &mut Vec<u8>,
+    ) {
+        match plan {
+            Some(plan) => plan.write(self, view, ctx, out),
+            None => {
+                out.push(b'{');
+                self.write_members(&self.out, view, ctx, out, &mut true);
+                out.push(b'}');
+            }
         }
     }
 
     /// Finds the looked-up fields in one pass over the object's fields (both are in field
     /// order), and encodes the ones URLs use as path segments.
     fn view<'a>(&self, obj: &'a Object, params: &'a Params) -> View<'a> {
-        let mut values = vec![None; self.looked_up.len()];
+        let mut view = View {
+            values: Vec::new(),
+            segments: Vec::new(),
+        };
+        self.fill_view(obj, params, &mut view);
+        view
+    }
+
+    /// The same, into a view kept from one object of a list to the next.
+    fn fill_view<'a>(&self, obj: &'a Object, params: &'a Params, view: &mut View<'a>) {
+        let values = &mut view.values;
+        values.clear();
+        values.resize(self.looked_up.len(), None);
         let mut wanted = self.looked_up.iter().enumerate().peekable();
         for (key, value) in obj.entries() {
             while let Some((at, field)) = wanted.peek() {
@@ -645,18 +746,15 @@ impl Shape {
         }
         // A field without a value (or an object) falls back to the request's parameter of the
         // same name.
-        let segments = self
-            .segments
-            .iter()
-            .map(|&at| match values[at] {
+        view.segments.clear();
+        view.segments
+            .extend(self.segments.iter().map(|&at| match values[at] {
                 Some(Value::String(s)) => Some(encode_segment(s)),
                 Some(Value::Null | Value::Object(_)) | None => {
                     params.get(self.looked_up[at].name()).map(encode_segment)
                 }
                 Some(v) => Some(Cow::Owned(encode_segment(&v.to_string()).into_owned())),
-            })
-            .collect();
-        View { values, segments }
+            }));
     }
 
     /// Rule `i`'s canonical value as [`FieldRule::canonical_value`] picks it, from a view.
@@ -985,10 +1083,8 @@ impl Encoded<'_> {
     /// Appends the answer's JSON text to `out`.
     pub fn write(&self, out: &mut Vec<u8>) {
         let view = self.shape.view(self.obj, self.ctx.params);
-        out.push(b'{');
-        self.shape
-            .write_members(&self.shape.out, &view, self.ctx, out, &mut true);
-        out.push(b'}');
+        let plan = self.shape.answer_plan(self.ctx);
+        self.shape.write_object(plan, &view, self.ctx, out);
     }
 }
 
@@ -1369,6 +1465,58 @@ mod tests {
         assert!(urls > 20, "only {urls} URLs compared");
     }
 
+    /// An answer written through the shape's plan is byte for byte the one its members write
+    /// one by one, whether the roots need escaping or not, for objects with every field and
+    /// with none; every shape without merged members has a plan.
+    #[test]
+    fn answer_plans_write_what_the_members_write() {
+        let params = Params::default()
+            .with("org", "a/c me")
+            .with("user", "alice");
+        let plain = EncodeCtx::new("http://p/api", "http://p", &params);
+        let quoted = EncodeCtx::new("http://p/a\"pi", "http://p\\", &params);
+        let (mut planned, mut merged) = (0, 0);
+        each_answer_shape(|dialect, shape| {
+            for obj in [sample(shape.entity), Object::new()] {
+                for ctx in [&plain, &quoted] {
+                    let view = shape.view(&obj, &params);
+                    let Some(plan) = AnswerPlan::build(shape, ctx) else {
+                        assert!(
+                            shape.fields.iter().any(|r| r.merge),
+                            "{} has no plan",
+                            shape.name
+                        );
+                        merged += 1;
+                        continue;
+                    };
+                    let (mut by_plan, mut by_members) = (Vec::new(), vec![b'{']);
+                    plan.write(shape, &view, ctx, &mut by_plan);
+                    shape.write_members(&shape.out, &view, ctx, &mut by_members, &mut true);
+                    by_members.push(b'}');
+                    assert_eq!(
+                        String::from_utf8_lossy(&by_plan),
+                        String::from_utf8_lossy(&by_members),
+                        "{dialect} {}",
+                        shape.name
+                    );
+                    serde_json::from_slice::<Value>(&by_plan).expect("valid JSON");
+                    planned += 1;
+                }
+            }
+        });
+        assert!(
+            planned > 40 && merged > 0,
+            "{planned} planned, {merged} merged"
+        );
+        // A plan is kept for the roots it was made for, and not used for others.
+        each_answer_shape(|_, shape| {
+            if let Some(plan) = shape.answer_plan(&plain) {
+                assert!(plan.fits(&plain) && !plan.fits(&quoted));
+                assert!(shape.answer_plan(&quoted).is_none());
+            }
+        });
+    }
+
     /// Whatever an upstream sends, decoding ends in a value or an error, never a crash: deep
     /// nesting, truncation, bytes that are not UTF-8.
     #[test]
@@ -1413,7 +1561,7 @@ mod tests {
     fn legacy_node_id_matches_github() {
         let node_id = |type_name: &str, id: Value| {
             let mut out = b"[".to_vec();
-            write_node_id(&mut out, type_name, &id);
+            NodeIdPrefix::new(type_name).write(&mut out, &id);
             String::from_utf8(out).unwrap_or_default()
         };
         assert_eq!(
@@ -1424,5 +1572,21 @@ mod tests {
             node_id("User", Value::from(3407303)),
             "[\"MDQ6VXNlcjM0MDczMDM=\""
         );
+        // Prefixes that leave none, one or two bytes past whole base64 groups, ids of every
+        // kind and length: the same as base64 of the whole text.
+        let long = "x".repeat(40);
+        for type_name in ["abc", "User", "ab", "Organization", "Team"] {
+            for (id, text) in [
+                (Value::from(0), "0"),
+                (Value::from(18446744073709551615u64), "18446744073709551615"),
+                (Value::from(-5), "-5"),
+                (Value::from("a1"), "a1"),
+                (Value::from(long.as_str()), long.as_str()),
+            ] {
+                let whole = format!("0{}:{type_name}{text}", type_name.len());
+                let expected = format!("[\"{}\"", STANDARD.encode(whole));
+                assert_eq!(node_id(type_name, id), expected, "{type_name} {text}");
+            }
+        }
     }
 }
