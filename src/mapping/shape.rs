@@ -1149,6 +1149,14 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
 fn write_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::String(s) => write_str(out, s),
+        // Integers (ids, counts) as itoa writes them, without going through serde.
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
+            (None, Some(i)) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+            (None, None) => {
+                let _ = sonic_rs::to_writer(&mut *out, v);
+            }
+        },
         // A `Value` always serializes, and writing to a vector cannot fail.
         other => {
             let _ = sonic_rs::to_writer(&mut *out, other);
@@ -1156,8 +1164,6 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
-/// A JSON reader over an answer checked as UTF-8 in one pass, so that the reader does not
-/// check each string again (a list answer is mostly strings).
 /// Renders a URL field's value, piece by piece, into `push`. Every placeholder's value is
 /// percent-encoded as a path segment.
 fn render_url(mut push: impl FnMut(&str), url: &[UrlPart], view: &View<'_>, ctx: &EncodeCtx<'_>) {
@@ -1555,6 +1561,28 @@ mod tests {
         assert_eq!(encode_segment("a b/c?d"), "a%20b%2Fc%3Fd");
         assert_eq!(encode_segment("café"), "caf%C3%A9");
         assert_eq!(encode_segment(""), "");
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let values = [
+            Value::from(0),
+            Value::from(u64::MAX),
+            Value::from(i64::MIN),
+            Value::from(-7),
+            Value::from(1.5),
+            Value::from(-2e-7),
+            Value::from("a \"b\" \\ é \u{1}"),
+            Value::Null,
+            Value::Bool(false),
+            serde_json::json!({"a": [1, "x", null]}),
+        ];
+        for v in values {
+            let mut out = Vec::new();
+            write_value(&mut out, &v);
+            let ours: Value = serde_json::from_slice(&out).expect("valid JSON");
+            assert_eq!(ours, v, "{}", String::from_utf8_lossy(&out));
+        }
     }
 
     #[test]
