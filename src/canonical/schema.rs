@@ -127,23 +127,30 @@ pub fn is_default_value(field: &str, value: &Value) -> bool {
     }
 }
 
-/// Coerces a value read from a dialect into the canonical type of a field: numbers sent as
-/// strings, booleans sent as "true"/"false". Returns None when the value cannot be that type.
-pub fn coerce(ty: FieldType, value: Value) -> Option<Value> {
-    match (ty, value) {
-        (_, Value::Null) => Some(Value::Null),
-        (FieldType::Int, Value::Number(n)) => Some(Value::Number(n)),
+/// Coerces a value read from a dialect into the canonical type of a field, in place: numbers
+/// sent as strings, booleans sent as "true"/"false". False when the value cannot be that type.
+pub fn coerce(ty: FieldType, value: &mut Value) -> bool {
+    let coerced = match (ty, &*value) {
+        (_, Value::Null)
+        | (FieldType::Int, Value::Number(_))
+        | (FieldType::Bool, Value::Bool(_))
+        | (FieldType::Str, Value::String(_))
+        | (FieldType::Object(_), Value::Object(_)) => return true,
         (FieldType::Int, Value::String(s)) => s.trim().parse::<i64>().ok().map(Value::from),
-        (FieldType::Bool, Value::Bool(b)) => Some(Value::Bool(b)),
         (FieldType::Bool, Value::String(s)) => match s.to_ascii_lowercase().as_str() {
             "true" => Some(Value::Bool(true)),
             "false" => Some(Value::Bool(false)),
             _ => None,
         },
-        (FieldType::Str, Value::String(s)) => Some(Value::String(s)),
         (FieldType::Str, Value::Number(n)) => Some(Value::String(n.to_string())),
         (FieldType::Str, Value::Bool(b)) => Some(Value::String(b.to_string())),
-        (FieldType::Object(_), Value::Object(o)) => Some(Value::Object(o)),
         _ => None,
+    };
+    match coerced {
+        Some(v) => {
+            *value = v;
+            true
+        }
+        None => false,
     }
 }

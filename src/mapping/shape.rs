@@ -881,13 +881,41 @@ impl Shape {
                 slots.clear();
                 slots.resize_with(self.fields.len(), || None);
                 plan.read(r, slots, kept, memo)?;
-                let mut value = |i: usize| slots[i].take().filter(|_| is_kept(kept, i));
-                Ok(self.decode_slots(|i, _| value(i).map(Cow::Owned)))
+                Ok(self.decode_in_slots(slots, kept))
             }
             None => r.value().map(|json| {
                 self.decode_slots(|i, rule| rule.raw_in(&json).filter(|_| is_kept(kept, i)))
             }),
         }
+    }
+
+    /// The same as [`Shape::decode_slots`], over the values a read plan put in `slots` (one
+    /// per rule): each is converted where it lies and moved once, into the object. (Moving a
+    /// `Value` through an `Option`, a `Cow` and back costs more than its instructions: the
+    /// copies of its odd-sized parts stall the loads that follow them.)
+    fn decode_in_slots(&self, slots: &mut [Option<Value>], kept: &[bool]) -> Object {
+        // The rule each decoded field's value comes from.
+        let mut from: Vec<Option<usize>> = vec![None; self.decoded.len()];
+        for (i, rule) in self.fields.iter().enumerate() {
+            let Some(slot) = self.decodes_into[i] else {
+                continue;
+            };
+            if from[slot].is_some() || !is_kept(kept, i) {
+                continue;
+            }
+            if let Some(value) = &mut slots[i] {
+                if rule.convert(value) {
+                    from[slot] = Some(i);
+                }
+            }
+        }
+        let mut entries = Vec::with_capacity(from.iter().flatten().count());
+        for (field, from) in self.decoded.iter().zip(from) {
+            if let Some(value) = from.and_then(|i| slots[i].take()) {
+                entries.push((*field, value));
+            }
+        }
+        Object::from_sorted(entries)
     }
 
     /// Runs the read rules in order over the raw value each one reads (`raw(i, rule)`): the
@@ -905,24 +933,12 @@ impl Shape {
             if found[slot].is_some() {
                 continue;
             }
-            let Some(raw) = raw(i, rule) else { continue };
-            if rule.merge {
-                if let Some(nested) = &rule.nested {
-                    found[slot] = Some(Value::Object(nested.decode_response(&raw).into_map()));
-                }
+            let Some(mut value) = raw(i, rule).map(Cow::into_owned) else {
                 continue;
-            }
-            // An empty string where the dialect writes "" for "unset" reads back as unset.
-            if raw.as_str() == Some("") && rule.default.as_ref().and_then(Value::as_str) == Some("")
-            {
-                continue;
-            }
-            found[slot] = match (&rule.nested, raw.as_ref()) {
-                (Some(nested), Value::Object(_)) => {
-                    Some(Value::Object(nested.decode_response(&raw).into_map()))
-                }
-                _ => rule.inbound_value(raw),
             };
+            if rule.convert(&mut value) {
+                found[slot] = Some(value);
+            }
         }
         // In field order already: the object is the found values, as they are.
         let mut entries = Vec::with_capacity(found.iter().flatten().count());
@@ -978,7 +994,10 @@ impl Shape {
                             return Err(invalid());
                         }
                     }
-                    let value = rule.inbound_value(Cow::Borrowed(raw)).ok_or_else(invalid)?;
+                    let mut value = raw.clone();
+                    if !rule.inbound(&mut value) {
+                        return Err(invalid());
+                    }
                     if rule.required && value.as_str().is_some_and(str::is_empty) {
                         return Err(CanonicalError::validation(
                             &rule.key,
@@ -1058,17 +1077,43 @@ impl FieldRule {
         }
     }
 
-    fn inbound_value(&self, raw: Cow<'_, Value>) -> Option<Value> {
-        let mapped = self.values.as_ref().and_then(|m| m.to_canonical(&raw));
-        let value = match (mapped, self.as_type, raw.as_ref()) {
-            (Some(v), _, _) => v,
-            (None, AsType::Base64, Value::String(s)) => Value::String(avatar::from_base64(s)?),
-            (None, _, _) => raw.into_owned(),
-        };
-        match self.canonical_type {
-            Some(ty) => coerce(ty, value),
-            None => Some(value),
+    /// Turns the raw value this rule read from an answer into its canonical value, in place;
+    /// false when it yields none (the next rule for the field may).
+    fn convert(&self, value: &mut Value) -> bool {
+        if self.merge {
+            return match &self.nested {
+                Some(nested) => {
+                    *value = Value::Object(nested.decode_response(value).into_map());
+                    true
+                }
+                None => false,
+            };
         }
+        // An empty string where the dialect writes "" for "unset" reads back as unset.
+        if value.as_str() == Some("") && self.default.as_ref().and_then(Value::as_str) == Some("") {
+            return false;
+        }
+        match (&self.nested, &*value) {
+            (Some(nested), Value::Object(_)) => {
+                *value = Value::Object(nested.decode_response(value).into_map());
+                true
+            }
+            _ => self.inbound(value),
+        }
+    }
+
+    /// A dialect's value as the canonical model holds it, in place (enum values mapped, base64
+    /// images as data: URLs, the field's type coerced); false when it cannot be.
+    fn inbound(&self, value: &mut Value) -> bool {
+        if let Some(mapped) = self.values.as_ref().and_then(|m| m.to_canonical(value)) {
+            *value = mapped;
+        } else if let (AsType::Base64, Value::String(s)) = (self.as_type, &*value) {
+            match avatar::from_base64(s) {
+                Some(url) => *value = Value::String(url),
+                None => return false,
+            }
+        }
+        self.canonical_type.is_none_or(|ty| coerce(ty, value))
     }
 }
 
