@@ -222,6 +222,19 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Reads one value and builds it in `dest` (strings and numbers straight there).
+    pub fn value_into(&mut self, dest: &mut Value) -> Result<(), Malformed> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                *dest = Value::String(self.string()?.into_owned());
+            }
+            Some(b'-' | b'0'..=b'9') => *dest = Value::Number(self.number()?),
+            _ => *dest = self.value()?,
+        }
+        Ok(())
+    }
+
     /// Checks one value as strictly as [`Reader::value`] and steps over it, without recursion
     /// and without building anything (a string is read as [`Reader::string`] reads it, so it
     /// is unescaped only when it has escapes).
@@ -505,6 +518,15 @@ mod tests {
         let theirs = serde_json::from_str::<Value>(text).ok();
         let ours = read(text).ok();
         assert_eq!(ours, theirs, "value of {text:?}");
+        let mut into = Value::Bool(true);
+        let built = Reader::new(text.as_bytes())
+            .and_then(|mut r| r.value_into(&mut into).and_then(|()| r.end()))
+            .is_ok();
+        assert_eq!(
+            built.then_some(into),
+            theirs,
+            "value of {text:?}, built in place"
+        );
         assert_eq!(skips(text), theirs.is_some(), "skipping {text:?}");
     }
 

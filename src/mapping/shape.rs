@@ -163,15 +163,20 @@ impl ReadPlan {
             if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| is_kept(kept, i)) {
                 return r.skip();
             }
-            let value = r.value()?;
-            if !node.inner.keys.is_empty() {
-                node.inner.fill_from(&value, slots);
-            }
-            if let Some((last, rest)) = node.rules.split_last() {
-                for &i in rest {
-                    slots[i] = Some(value.clone());
+            // (`rules` is not empty here.) The value is built where it stays, in its rule's
+            // slot: returned and moved there instead, its parts' stores stalled the loads
+            // that copied it.
+            let Some((&last, rest)) = node.rules.split_last() else {
+                return r.skip();
+            };
+            r.value_into(slots[last].insert(Value::Null))?;
+            if !rest.is_empty() || !node.inner.keys.is_empty() {
+                if let Some(value) = slots[last].clone() {
+                    node.inner.fill_from(&value, slots);
+                    for &i in rest {
+                        slots[i] = Some(value.clone());
+                    }
                 }
-                slots[*last] = Some(value);
             }
             Ok(())
         };
