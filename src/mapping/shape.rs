@@ -914,10 +914,18 @@ impl Shape {
                 }
             }
         }
-        let mut entries = Vec::with_capacity(from.iter().flatten().count());
-        for (field, from) in self.decoded.iter().zip(from) {
-            if let Some(value) = from.and_then(|i| slots[i].take()) {
-                entries.push((*field, value));
+        // The object's entries made first, then each value moved into its place: a pair
+        // made of a field and a value just moved lands in the vector as a stalled copy.
+        let mut entries: Vec<(Field, Value)> = self
+            .decoded
+            .iter()
+            .zip(&from)
+            .filter(|(_, from)| from.is_some())
+            .map(|(field, _)| (*field, Value::Null))
+            .collect();
+        for (entry, &i) in entries.iter_mut().zip(from.iter().flatten()) {
+            if let Some(value) = slots[i].take() {
+                entry.1 = value;
             }
         }
         Object::from_sorted(entries)
