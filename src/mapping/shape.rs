@@ -914,8 +914,9 @@ impl Shape {
                 }
             }
         }
-        // The object's entries made first, then each value moved into its place: a pair
-        // made of a field and a value just moved lands in the vector as a stalled copy.
+        // The object's entries made first, then each value moved into its place, as a
+        // `Value` (moving it as a pair, or as an `Option`, copies its bytes through the stack
+        // in pieces that stall the loads after them).
         let mut entries: Vec<(Field, Value)> = self
             .decoded
             .iter()
@@ -924,8 +925,8 @@ impl Shape {
             .map(|(field, _)| (*field, Value::Null))
             .collect();
         for (entry, &i) in entries.iter_mut().zip(from.iter().flatten()) {
-            if let Some(value) = slots[i].take() {
-                entry.1 = value;
+            if let Some(value) = &mut slots[i] {
+                entry.1 = std::mem::take(value);
             }
         }
         Object::from_sorted(entries)
