@@ -127,7 +127,7 @@ impl<'a> Reader<'a> {
         let key = |r: &mut Self, place: usize| {
             if let Some(Some((text, found))) = memo.get(place) {
                 let rest = &r.text.as_bytes()[r.at..];
-                if rest.get(text.len()) == Some(&b'"') && rest.starts_with(text.as_bytes()) {
+                if rest.get(text.len()) == Some(&b'"') && same_start(rest, text.as_bytes()) {
                     r.at += text.len() + 1;
                     return Ok(*found);
                 }
@@ -494,6 +494,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Whether `text` starts with `prefix`, compared eight bytes at a time in line: keys are
+/// short, and a call to `memcmp` for each costs more than the comparison.
+#[inline]
+fn same_start(text: &[u8], prefix: &[u8]) -> bool {
+    let Some(mut text) = text.get(..prefix.len()) else {
+        return false;
+    };
+    let mut prefix = prefix;
+    while let (Some(a), Some(b)) = (
+        text.split_first_chunk::<8>(),
+        prefix.split_first_chunk::<8>(),
+    ) {
+        if u64::from_ne_bytes(*a.0) != u64::from_ne_bytes(*b.0) {
+            return false;
+        }
+        (text, prefix) = (a.1, b.1);
+    }
+    text.iter().zip(prefix).all(|(a, b)| a == b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,6 +743,31 @@ mod tests {
         })?;
         r.end()?;
         Ok(all)
+    }
+
+    #[test]
+    fn same_start_is_starts_with() {
+        let text = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        for len in 0..=text.len() {
+            for cut in 0..=text.len() {
+                let mut prefix = text[..len].to_vec();
+                assert_eq!(
+                    same_start(&text[..cut], &prefix),
+                    text[..cut].starts_with(&prefix)
+                );
+                if let Some(last) = prefix.last_mut() {
+                    *last ^= 1;
+                    assert_eq!(
+                        same_start(&text[..cut], &prefix),
+                        text[..cut].starts_with(&prefix)
+                    );
+                }
+                if let Some(first) = prefix.first_mut() {
+                    *first ^= 2;
+                    assert!(!same_start(&text[..cut], &prefix));
+                }
+            }
+        }
     }
 
     #[test]
