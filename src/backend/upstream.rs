@@ -653,7 +653,7 @@ impl UpstreamForge {
                 )
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
-                let mut items = Vec::new();
+                let mut items = Vec::with_capacity(needed.min(1000) as usize);
                 let (mut total, mut next) = (None, false);
                 loop {
                     let got = match pages.next().await {

@@ -46,6 +46,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// How far into the text the reader is, in bytes.
+    pub fn place(&self) -> usize {
+        self.at
+    }
+
     /// An error at the reader's place.
     pub fn malformed(&self, what: &'static str) -> Malformed {
         Malformed { at: self.at, what }
