@@ -131,7 +131,7 @@ impl<'a> Reader<'a> {
     ) -> Result<(), Malformed> {
         let key = |r: &mut Self, place: usize| {
             if let Some(Some((text, found))) = memo.get(place) {
-                let rest = &r.text.as_bytes()[r.at..];
+                let rest = r.text.as_bytes().get(r.at..).unwrap_or_default();
                 if rest.get(text.len()) == Some(&b'"') && same_start(rest, text.as_bytes()) {
                     r.at += text.len() + 1;
                     return Ok(*found);
