@@ -68,7 +68,7 @@ struct Lookups {
     plain_url: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum UrlPart {
     Text(Box<str>),
     Api,
@@ -81,6 +81,7 @@ enum UrlPart {
 
 /// The canonical values a shape's answer reads, in [`Shape::looked_up`] order, and the ones
 /// its URLs use, percent-encoded once per object, in [`Shape::segments`] order.
+#[derive(Default)]
 struct View<'a> {
     values: Vec<Option<&'a Value>>,
     segments: Vec<Option<Cow<'a, str>>>,
@@ -541,10 +542,7 @@ impl Shape {
 
     /// Appends a JSON array of this shape's answers for `items` (one view kept for them all).
     pub fn write_list(&self, items: &[Object], ctx: &EncodeCtx<'_>, out: &mut Vec<u8>) {
-        let mut view = View {
-            values: Vec::new(),
-            segments: Vec::new(),
-        };
+        let mut view = View::default();
         let plan = self.answer_plan(ctx);
         out.push(b'[');
         for (n, item) in items.iter().enumerate() {
@@ -662,7 +660,7 @@ impl Shape {
             },
             // Placeholders render percent-encoded, so the URL needs escaping only where the
             // template's text or the roots do: otherwise it goes straight into `out`.
-            Source::Url(_) if ctx.plain_roots && self.lookups[i].plain_url => {
+            Source::Url(_) if self.plain_url(i, ctx) => {
                 out.push(b'"');
                 let push = |s: &str| out.extend_from_slice(s.as_bytes());
                 render_url(push, &self.lookups[i].url, view, ctx);
@@ -688,6 +686,12 @@ impl Shape {
             Source::Compute(Compute::Null) => Piece::Null,
         };
         piece.write(out);
+    }
+
+    /// Whether rule `i`'s URL can be written without escaping: placeholders render
+    /// percent-encoded, so it needs escaping only where the template's text or the roots do.
+    fn plain_url(&self, i: usize, ctx: &EncodeCtx<'_>) -> bool {
+        ctx.plain_roots && self.lookups[i].plain_url
     }
 
     /// The shape's answer plan for `ctx`'s roots: made for the first roots it is asked for,
@@ -720,10 +724,7 @@ impl Shape {
     /// Finds the looked-up fields in one pass over the object's fields (both are in field
     /// order), and encodes the ones URLs use as path segments.
     fn view<'a>(&self, obj: &'a Object, params: &'a Params) -> View<'a> {
-        let mut view = View {
-            values: Vec::new(),
-            segments: Vec::new(),
-        };
+        let mut view = View::default();
         self.fill_view(obj, params, &mut view);
         view
     }
@@ -901,8 +902,9 @@ impl Shape {
         }
     }
 
-    /// The same as [`Shape::decode_slots`], over the values a read plan put in `slots` (one
-    /// per rule): each is converted where it lies and moved once, into the object. (Moving a
+    /// The values read into `slots` (one per rule) → the object: for each decoded field, the
+    /// first rule whose value converts wins; each is converted where it lies and moved once,
+    /// into the object. (Moving a
     /// `Value` through an `Option`, a `Cow` and back costs more than its instructions: the
     /// copies of its odd-sized parts stall the loads that follow them.)
     fn decode_in_slots(&self, slots: &mut [Option<Value>], kept: &[bool]) -> Object {
@@ -945,30 +947,14 @@ impl Shape {
         &self,
         mut raw: impl FnMut(usize, &FieldRule) -> Option<Cow<'v, Value>>,
     ) -> Object {
-        let mut found: Vec<Option<Value>> = Vec::with_capacity(self.decoded.len());
-        found.resize_with(self.decoded.len(), || None);
-        for (i, rule) in self.fields.iter().enumerate() {
-            let Some(slot) = self.decodes_into[i] else {
-                continue;
-            };
-            if found[slot].is_some() {
-                continue;
-            }
-            let Some(mut value) = raw(i, rule).map(Cow::into_owned) else {
-                continue;
-            };
-            if rule.convert(&mut value) {
-                found[slot] = Some(value);
-            }
-        }
-        // In field order already: the object is the found values, as they are.
-        let mut entries = Vec::with_capacity(found.iter().flatten().count());
-        for (field, value) in self.decoded.iter().zip(found) {
-            if let Some(value) = value {
-                entries.push((*field, value));
-            }
-        }
-        Object::from_sorted(entries)
+        let mut slots: Vec<Option<Value>> = (self.fields.iter().enumerate())
+            .map(|(i, rule)| {
+                self.decodes_into[i]
+                    .and_then(|_| raw(i, rule))
+                    .map(Cow::into_owned)
+            })
+            .collect();
+        self.decode_in_slots(&mut slots, &[])
     }
 
     /// A client's request body → canonical input and parameters, checked against the rules
@@ -1234,19 +1220,24 @@ fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// percent-encoded as a path segment.
 fn render_url(mut push: impl FnMut(&str), url: &[UrlPart], view: &View<'_>, ctx: &EncodeCtx<'_>) {
     for part in url {
-        match part {
-            UrlPart::Text(text) => push(text),
-            UrlPart::Api => push(ctx.api),
-            UrlPart::Web => push(ctx.web),
-            UrlPart::Segment(at) => {
-                if let Some(segment) = &view.segments[*at] {
-                    push(segment);
-                }
+        render_part(&mut push, part, view, ctx);
+    }
+}
+
+/// Renders one piece of a URL into `push`.
+fn render_part(push: &mut impl FnMut(&str), part: &UrlPart, view: &View<'_>, ctx: &EncodeCtx<'_>) {
+    match part {
+        UrlPart::Text(text) => push(text),
+        UrlPart::Api => push(ctx.api),
+        UrlPart::Web => push(ctx.web),
+        UrlPart::Segment(at) => {
+            if let Some(segment) = &view.segments[*at] {
+                push(segment);
             }
-            UrlPart::Param(name) => {
-                if let Some(value) = ctx.params.get(name) {
-                    push(&encode_segment(value));
-                }
+        }
+        UrlPart::Param(name) => {
+            if let Some(value) = ctx.params.get(name) {
+                push(&encode_segment(value));
             }
         }
     }

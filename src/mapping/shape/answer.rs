@@ -2,7 +2,7 @@
 //! values (keys, punctuation, constants, URLs' fixed parts with the roots in them) joined into
 //! runs, so that writing an object is an append per run and per value.
 
-use super::{encode_segment, write_value, Compute, EncodeCtx, Out, Shape, Source, UrlPart, View};
+use super::{render_part, write_value, Compute, EncodeCtx, Out, Shape, Source, UrlPart, View};
 
 #[derive(Debug)]
 pub(super) struct AnswerPlan {
@@ -19,10 +19,8 @@ enum Step {
     Text(usize, usize),
     /// A rule's value, as written after its key ([`Shape::write_rule_value`]).
     Value(usize),
-    /// A URL's placeholder for a canonical field: its place among the view's segments.
-    Segment(usize),
-    /// A URL's placeholder for a request parameter.
-    Param(Box<str>),
+    /// A URL's placeholder (a canonical field's segment, or a request parameter).
+    Placeholder(UrlPart),
 }
 
 impl AnswerPlan {
@@ -60,15 +58,13 @@ impl AnswerPlan {
             match step {
                 Step::Text(from, to) => out.extend_from_slice(&self.text[*from..*to]),
                 Step::Value(i) => shape.write_rule_value(*i, view, ctx, out),
-                Step::Segment(at) => {
-                    if let Some(segment) = &view.segments[*at] {
-                        out.extend_from_slice(segment.as_bytes());
-                    }
-                }
-                Step::Param(name) => {
-                    if let Some(value) = ctx.params.get(name) {
-                        out.extend_from_slice(encode_segment(value).as_bytes());
-                    }
+                Step::Placeholder(part) => {
+                    render_part(
+                        &mut |s| out.extend_from_slice(s.as_bytes()),
+                        part,
+                        view,
+                        ctx,
+                    );
                 }
             }
         }
@@ -123,19 +119,15 @@ impl Builder {
 
     /// A rule's value: as text where it is the same for every object, else a step.
     fn value(&mut self, shape: &Shape, i: usize, ctx: &EncodeCtx<'_>) {
-        let lookups = &shape.lookups[i];
         match &shape.fields[i].source {
-            // Placeholders render percent-encoded, so the URL needs escaping only where the
-            // template's text or the roots do.
-            Source::Url(_) if ctx.plain_roots && lookups.plain_url => {
+            Source::Url(_) if shape.plain_url(i, ctx) => {
                 self.text(b"\"");
-                for part in &lookups.url {
+                for part in &shape.lookups[i].url {
                     match part {
                         UrlPart::Text(text) => self.text(text.as_bytes()),
                         UrlPart::Api => self.text(ctx.api.as_bytes()),
                         UrlPart::Web => self.text(ctx.web.as_bytes()),
-                        UrlPart::Segment(at) => self.step(Step::Segment(*at)),
-                        UrlPart::Param(name) => self.step(Step::Param(name.clone())),
+                        placeholder => self.step(Step::Placeholder(placeholder.clone())),
                     }
                 }
                 self.text(b"\"");
