@@ -94,6 +94,14 @@ struct ReadPlan {
     keys: HashMap<String, ReadNode, foldhash::fast::FixedState>,
 }
 
+/// Room a shape's decoding works in, kept from one object of a list to the next: the value
+/// each rule read (`slots`), and the rule each decoded field's value comes from (`from`).
+#[derive(Default)]
+struct Scratch {
+    slots: Vec<Option<Value>>,
+    from: Vec<Option<usize>>,
+}
+
 /// The keys of the last object of a list read, by place, with what the plan found for each.
 type KeyMemo<'a, 'p> = Vec<Option<(&'a str, Option<&'p ReadNode>)>>;
 
@@ -820,7 +828,7 @@ impl Shape {
     /// An upstream's answer, as bytes, decoded without building its JSON tree.
     pub fn decode_slice(&self, body: &[u8]) -> Result<Object, Malformed> {
         let mut r = Reader::new(body)?;
-        let obj = self.read(&mut r, &mut Vec::new(), &[], None)?;
+        let obj = self.read(&mut r, &mut Scratch::default(), &[], None)?;
         r.end()?;
         Ok(obj)
     }
@@ -839,11 +847,11 @@ impl Shape {
         }
         let kept = self.kept(only);
         let mut items = Vec::new();
-        let mut slots = Vec::new();
+        let mut scratch = Scratch::default();
         let mut memo = KeyMemo::new();
         r.array(|r| {
             let start = r.place();
-            items.push(self.read(r, &mut slots, &kept, Some(&mut memo))?);
+            items.push(self.read(r, &mut scratch, &kept, Some(&mut memo))?);
             // Room for as many more as the first one's size says the rest holds, at once
             // instead of doubling (and copying) five or six times on the way to 50.
             if items.len() == 1 {
@@ -883,7 +891,7 @@ impl Shape {
     fn read<'a, 'p>(
         &'p self,
         r: &mut Reader<'a>,
-        slots: &mut Vec<Option<Value>>,
+        scratch: &mut Scratch,
         kept: &[bool],
         memo: Option<&mut KeyMemo<'a, 'p>>,
     ) -> Result<Object, Malformed> {
@@ -891,10 +899,10 @@ impl Shape {
             Some(plan) => {
                 // (`resize_with`: `resize` would clone a `None` per slot, through `Value`'s
                 // whole `clone`.)
-                slots.clear();
-                slots.resize_with(self.fields.len(), || None);
-                plan.read(r, slots, kept, memo)?;
-                Ok(self.decode_in_slots(slots, kept))
+                scratch.slots.clear();
+                scratch.slots.resize_with(self.fields.len(), || None);
+                plan.read(r, &mut scratch.slots, kept, memo)?;
+                Ok(self.decode_in_slots(scratch, kept))
             }
             None => r.value().map(|json| {
                 self.decode_slots(|i, rule| rule.raw_in(&json).filter(|_| is_kept(kept, i)))
@@ -907,9 +915,12 @@ impl Shape {
     /// into the object. (Moving a
     /// `Value` through an `Option`, a `Cow` and back costs more than its instructions: the
     /// copies of its odd-sized parts stall the loads that follow them.)
-    fn decode_in_slots(&self, slots: &mut [Option<Value>], kept: &[bool]) -> Object {
+    fn decode_in_slots(&self, scratch: &mut Scratch, kept: &[bool]) -> Object {
+        let Scratch { slots, from } = scratch;
         // The rule each decoded field's value comes from.
-        let mut from: Vec<Option<usize>> = vec![None; self.decoded.len()];
+        from.clear();
+        from.resize(self.decoded.len(), None);
+        let mut found = 0;
         for (i, rule) in self.fields.iter().enumerate() {
             let Some(slot) = self.decodes_into[i] else {
                 continue;
@@ -920,19 +931,20 @@ impl Shape {
             if let Some(value) = &mut slots[i] {
                 if rule.convert(value) {
                     from[slot] = Some(i);
+                    found += 1;
                 }
             }
         }
         // The object's entries made first, then each value moved into its place, as a
         // `Value` (moving it as a pair, or as an `Option`, copies its bytes through the stack
         // in pieces that stall the loads after them).
-        let mut entries: Vec<(Field, Value)> = self
-            .decoded
-            .iter()
-            .zip(&from)
-            .filter(|(_, from)| from.is_some())
-            .map(|(field, _)| (*field, Value::Null))
-            .collect();
+        // (Sized first: collected from a filter, the entries grew by reallocating.)
+        let mut entries: Vec<(Field, Value)> = Vec::with_capacity(found);
+        entries.extend(
+            (self.decoded.iter().zip(from.iter()))
+                .filter(|(_, from)| from.is_some())
+                .map(|(field, _)| (*field, Value::Null)),
+        );
         for (entry, &i) in entries.iter_mut().zip(from.iter().flatten()) {
             if let Some(value) = &mut slots[i] {
                 entry.1 = std::mem::take(value);
@@ -947,14 +959,18 @@ impl Shape {
         &self,
         mut raw: impl FnMut(usize, &FieldRule) -> Option<Cow<'v, Value>>,
     ) -> Object {
-        let mut slots: Vec<Option<Value>> = (self.fields.iter().enumerate())
+        let slots: Vec<Option<Value>> = (self.fields.iter().enumerate())
             .map(|(i, rule)| {
                 self.decodes_into[i]
                     .and_then(|_| raw(i, rule))
                     .map(Cow::into_owned)
             })
             .collect();
-        self.decode_in_slots(&mut slots, &[])
+        let mut scratch = Scratch {
+            slots,
+            from: Vec::new(),
+        };
+        self.decode_in_slots(&mut scratch, &[])
     }
 
     /// A client's request body → canonical input and parameters, checked against the rules
