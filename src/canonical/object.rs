@@ -30,6 +30,9 @@ static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
 pub struct Field(u16);
 
 impl Field {
+    /// The first field by place (a placeholder for an entry about to be filled).
+    pub(crate) const FIRST: Field = Field(0);
+
     /// The field of that name, if it is a canonical field of any entity.
     pub fn of(name: &str) -> Option<Field> {
         NAMES

@@ -935,17 +935,15 @@ impl Shape {
                 }
             }
         }
-        // The object's entries made first, then each value moved into its place, as a
-        // `Value` (moving it as a pair, or as an `Option`, copies its bytes through the stack
-        // in pieces that stall the loads after them).
-        // (Sized first: collected from a filter, the entries grew by reallocating.)
+        // The entries are made in place, then each field and value is moved into its entry
+        // (a pair made on the stack and copied in stalls the loads that copy it: its parts
+        // were stored in pieces of other sizes).
         let mut entries: Vec<(Field, Value)> = Vec::with_capacity(found);
-        entries.extend(
-            (self.decoded.iter().zip(from.iter()))
-                .filter(|(_, from)| from.is_some())
-                .map(|(field, _)| (*field, Value::Null)),
-        );
-        for (entry, &i) in entries.iter_mut().zip(from.iter().flatten()) {
+        entries.resize_with(found, || (Field::FIRST, Value::Null));
+        let winners = (self.decoded.iter().zip(from.iter()))
+            .filter_map(|(field, i)| i.map(|i| (*field, i)));
+        for (entry, (field, i)) in entries.iter_mut().zip(winners) {
+            entry.0 = field;
             if let Some(value) = &mut slots[i] {
                 entry.1 = std::mem::take(value);
             }
