@@ -618,13 +618,13 @@ impl UpstreamForge {
         }
         match (paging, style) {
             (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
-                let first = self.fetch(route, req, page, per_page).await?;
+                let first = self.fetch(route, req, page, per_page, false).await?;
                 let total = match (first.total, req.want_total) {
                     (Some(t), _) => Some(t),
                     (None, false) => None,
                     (None, true) => match first.last_page {
                         Some(last) if last > page => {
-                            let tail = self.fetch(route, req, last, per_page).await?;
+                            let tail = self.fetch(route, req, last, per_page, false).await?;
                             Some((last - 1) * per_page + tail.items.len() as u64)
                         }
                         _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
@@ -649,7 +649,7 @@ impl UpstreamForge {
                 let needed = skip as u64 + per_page;
                 let covering = needed.div_ceil(max);
                 let mut pages = futures_util::stream::iter(
-                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max)),
+                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max, false)),
                 )
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
@@ -661,7 +661,7 @@ impl UpstreamForge {
                         // Pages shorter than the upstream's declared largest (an upstream
                         // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
-                            self.fetch(route, req, upstream_page, max).await?
+                            self.fetch(route, req, upstream_page, max, false).await?
                         }
                         None => break,
                     };
@@ -691,7 +691,9 @@ impl UpstreamForge {
                 })
             }
             (Paging::Since { since, per_page }, PagingStyle::Since) => {
-                let got = self.fetch(route, req, since, per_page.min(max)).await?;
+                let got = self
+                    .fetch(route, req, since, per_page.min(max), false)
+                    .await?;
                 Ok(PageOf {
                     items: got.items,
                     total: got.total,
@@ -751,7 +753,7 @@ impl UpstreamForge {
             PagingStyle::Since => 0,
         };
         for _ in 0..self.max_walk_pages {
-            let got = self.fetch(route, req, position, size).await?;
+            let got = self.fetch(route, req, position, size, true).await?;
             let last_id = got.items.last().and_then(paging::item_id);
             let count = got.items.len() as u64;
             all.extend(got.items);
@@ -778,6 +780,7 @@ impl UpstreamForge {
         req: &CanonicalRequest,
         position: u64,
         size: u64,
+        whole: bool,
     ) -> Result<Fetched, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
@@ -786,7 +789,12 @@ impl UpstreamForge {
             return Err(self.upstream_error(route, req, &answer));
         }
         // The fields the client shows, and the ones read here whatever it shows.
-        let fields = req.fields_shown.map(|shown| shown.union(*FIELDS_READ_HERE));
+        let here = if whole {
+            &FIELDS_READ_WHOLE
+        } else {
+            &CURSOR_FIELD
+        };
+        let fields = req.fields_shown.map(|shown| shown.union(**here));
         let mut items: Vec<Object> = match &route.response {
             Some(shape) => shape
                 .decode_list_slice(&answer.body, fields)
@@ -1114,9 +1122,13 @@ fn origin_ends(text: &[u8], at: usize) -> bool {
 /// The fields a search the upstream cannot do looks in, here.
 const SEARCHED_FIELDS: [&str; 2] = ["login", "display_name"];
 
-/// The fields of a list's items read here whatever the client shows: the paging cursor and
-/// sort key, a local search's, and the member role a role filter reads and fills.
-static FIELDS_READ_HERE: LazyLock<FieldSet> = LazyLock::new(|| {
+/// The field of a list's items read here whatever the client shows: the paging cursor (a
+/// `since` Link's) and the sort key of a list read whole.
+static CURSOR_FIELD: LazyLock<FieldSet> = LazyLock::new(|| Field::of("id").into_iter().collect());
+
+/// The fields read here from a list read whole ([`UpstreamForge::walk`]), whatever the client
+/// shows: the cursor, a local search's, and the member role a role filter reads and fills.
+static FIELDS_READ_WHOLE: LazyLock<FieldSet> = LazyLock::new(|| {
     ["id", "org_role"]
         .into_iter()
         .chain(SEARCHED_FIELDS)

@@ -940,8 +940,8 @@ impl Shape {
         // were stored in pieces of other sizes).
         let mut entries: Vec<(Field, Value)> = Vec::with_capacity(found);
         entries.resize_with(found, || (Field::FIRST, Value::Null));
-        let winners = (self.decoded.iter().zip(from.iter()))
-            .filter_map(|(field, i)| i.map(|i| (*field, i)));
+        let winners =
+            (self.decoded.iter().zip(from.iter())).filter_map(|(field, i)| i.map(|i| (*field, i)));
         for (entry, (field, i)) in entries.iter_mut().zip(winners) {
             entry.0 = field;
             if let Some(value) = &mut slots[i] {
