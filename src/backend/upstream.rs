@@ -1104,7 +1104,8 @@ impl UpstreamForge {
                 if s.starts_with(&self.base_url)
                     && origin_ends(s.as_bytes(), self.base_url.len()) =>
             {
-                *s = [self.public_url.as_str(), &s[self.base_url.len()..]].concat();
+                // In place: the allocator mostly grows a short string where it lies.
+                s.replace_range(..self.base_url.len(), &self.public_url);
             }
             Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
             _ => {}
