@@ -774,6 +774,9 @@ impl UpstreamForge {
         ))
     }
 
+    /// One upstream page of a list, decoded: its items (with the fields the client shows, and
+    /// those read here: `whole` for a list read whole, see [`FIELDS_READ_WHOLE`]), and what its
+    /// answer says of the pages after it.
     async fn fetch(
         &self,
         route: &Route,
