@@ -618,13 +618,17 @@ impl UpstreamForge {
         }
         match (paging, style) {
             (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
-                let first = self.fetch(route, req, page, per_page, false).await?;
+                let first = self
+                    .fetch(route, req, page, per_page, *CURSOR_FIELD)
+                    .await?;
                 let total = match (first.total, req.want_total) {
                     (Some(t), _) => Some(t),
                     (None, false) => None,
                     (None, true) => match first.last_page {
                         Some(last) if last > page => {
-                            let tail = self.fetch(route, req, last, per_page, false).await?;
+                            let tail = self
+                                .fetch(route, req, last, per_page, *CURSOR_FIELD)
+                                .await?;
                             Some((last - 1) * per_page + tail.items.len() as u64)
                         }
                         _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
@@ -649,7 +653,8 @@ impl UpstreamForge {
                 let needed = skip as u64 + per_page;
                 let covering = needed.div_ceil(max);
                 let mut pages = futures_util::stream::iter(
-                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max, false)),
+                    (0..covering)
+                        .map(|i| self.fetch(route, req, first_page + i, max, *CURSOR_FIELD)),
                 )
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
@@ -661,7 +666,8 @@ impl UpstreamForge {
                         // Pages shorter than the upstream's declared largest (an upstream
                         // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
-                            self.fetch(route, req, upstream_page, max, false).await?
+                            self.fetch(route, req, upstream_page, max, *CURSOR_FIELD)
+                                .await?
                         }
                         None => break,
                     };
@@ -692,7 +698,7 @@ impl UpstreamForge {
             }
             (Paging::Since { since, per_page }, PagingStyle::Since) => {
                 let got = self
-                    .fetch(route, req, since, per_page.min(max), false)
+                    .fetch(route, req, since, per_page.min(max), *CURSOR_FIELD)
                     .await?;
                 Ok(PageOf {
                     items: got.items,
@@ -753,7 +759,9 @@ impl UpstreamForge {
             PagingStyle::Since => 0,
         };
         for _ in 0..self.max_walk_pages {
-            let got = self.fetch(route, req, position, size, true).await?;
+            let got = self
+                .fetch(route, req, position, size, *FIELDS_READ_WHOLE)
+                .await?;
             let last_id = got.items.last().and_then(paging::item_id);
             let count = got.items.len() as u64;
             all.extend(got.items);
@@ -774,16 +782,17 @@ impl UpstreamForge {
         ))
     }
 
-    /// One upstream page of a list, decoded: its items (with the fields the client shows, and
-    /// those read here: `whole` for a list read whole, see [`FIELDS_READ_WHOLE`]), and what its
-    /// answer says of the pages after it.
+    /// One upstream page of a list, decoded: its items, with the fields the client shows and
+    /// `read_here` (the ones this module reads itself: [`CURSOR_FIELD`] for a page,
+    /// [`FIELDS_READ_WHOLE`] for a list read whole), and what its answer says of the pages
+    /// after it.
     async fn fetch(
         &self,
         route: &Route,
         req: &CanonicalRequest,
         position: u64,
         size: u64,
-        whole: bool,
+        read_here: FieldSet,
     ) -> Result<Fetched, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
@@ -791,13 +800,7 @@ impl UpstreamForge {
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
-        // The fields the client shows, and the ones read here whatever it shows.
-        let here = if whole {
-            &FIELDS_READ_WHOLE
-        } else {
-            &CURSOR_FIELD
-        };
-        let fields = req.fields_shown.map(|shown| shown.union(**here));
+        let fields = req.fields_shown.map(|shown| shown.union(read_here));
         let mut items: Vec<Object> = match &route.response {
             Some(shape) => shape
                 .decode_list_slice(&answer.body, fields)

@@ -912,9 +912,9 @@ impl Shape {
 
     /// The values read into `slots` (one per rule) → the object: for each decoded field, the
     /// first rule whose value converts wins; each is converted where it lies and moved once,
-    /// into the object. (Moving a
-    /// `Value` through an `Option`, a `Cow` and back costs more than its instructions: the
-    /// copies of its odd-sized parts stall the loads that follow them.)
+    /// into the object. (Moving a `Value` through an `Option`, a `Cow` and back costs more
+    /// than its instructions: the copies of its odd-sized parts stall the loads that follow
+    /// them.)
     fn decode_in_slots(&self, scratch: &mut Scratch, kept: &[bool]) -> Object {
         let Scratch { slots, from } = scratch;
         // The rule each decoded field's value comes from.
