@@ -1157,7 +1157,10 @@ impl UpstreamForge {
                     && origin_ends(s.as_bytes(), self.base_url.len()) =>
             {
                 // In place: the allocator mostly grows a short string where it lies.
-                s.replace_range(..self.base_url.len(), &self.public_url);
+                // (`replace_range` copies the new text in byte by byte.)
+                s.insert_str(0, &self.public_url);
+                let at = self.public_url.len();
+                s.drain(at..at + self.base_url.len());
             }
             Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
             _ => {}
