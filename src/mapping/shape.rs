@@ -976,31 +976,19 @@ impl Shape {
     /// Finds the rule each decoded field's value comes from (`scratch.from`): the first kept
     /// rule whose value converts, converted in its slot. Returns how many fields have one.
     fn choose(&self, scratch: &mut Scratch, kept: &[bool]) -> usize {
-        self.choose_among(self.decoding(kept), scratch)
-    }
-
-    /// The kept rules that decode, in order, each with its field's place in `decoded`.
-    fn decoding<'k>(&'k self, kept: &'k [bool]) -> impl Iterator<Item = (usize, usize)> + 'k {
-        (self.decodes_into.iter().enumerate())
-            .filter_map(move |(i, slot)| slot.filter(|_| is_kept(kept, i)).map(|slot| (i, slot)))
-    }
-
-    /// [`Shape::choose`] over the rules `decoding` lists.
-    fn choose_among(
-        &self,
-        decoding: impl IntoIterator<Item = (usize, usize)>,
-        scratch: &mut Scratch,
-    ) -> usize {
         let Scratch { slots, from, .. } = scratch;
         from.clear();
         from.resize(self.decoded.len(), None);
         let mut found = 0;
-        for (i, slot) in decoding {
-            if from[slot].is_some() {
+        for (i, rule) in self.fields.iter().enumerate() {
+            let Some(slot) = self.decodes_into[i] else {
+                continue;
+            };
+            if from[slot].is_some() || !is_kept(kept, i) {
                 continue;
             }
             if let Some(value) = &mut slots[i] {
-                if self.fields[i].convert(value) {
+                if rule.convert(value) {
                     from[slot] = Some(i);
                     found += 1;
                 }

@@ -20,11 +20,8 @@ pub struct Translation<'s> {
     from: &'s Shape,
     plan: &'s ReadPlan,
     into: &'s Shape,
-    /// Which of `from`'s rules decode: those of the fields `into` shows, and the caller's;
-    /// and the ones kept that decode, each with its field's place (the only slots that an
-    /// item's values are taken from, so the only ones emptied between items).
+    /// Which of `from`'s rules decode: those of the fields `into` shows, and the caller's.
     kept: Vec<bool>,
-    decoding: Vec<(usize, usize)>,
     /// For each field `into` looks up, its place among the fields `from` decodes.
     feeds: Vec<Option<usize>>,
     /// `into`'s strict rules' value maps, with their field's place among `from`'s: an item
@@ -47,13 +44,11 @@ impl Shape {
                 _ => None,
             })
             .collect();
-        let kept = self.kept(Some(client.shown.union(also)));
         Some(Translation {
             from: self,
             plan,
             into: client,
-            decoding: self.decoding(&kept).collect(),
-            kept,
+            kept: self.kept(Some(client.shown.union(also))),
             feeds: client.looked_up.iter().map(|&f| place(f)).collect(),
             strict,
             id: Field::of("id").and_then(place),
@@ -91,16 +86,16 @@ impl Translation<'_> {
             let start = (r.place(), items.text().len());
             // The last item's strings, emptied, take this one's.
             let Scratch { slots, spare, .. } = &mut scratch;
-            slots.resize_with(self.from.fields.len(), || None);
-            for &(i, _) in &self.decoding {
-                if let Some(Value::String(mut text)) = slots[i].take() {
+            for slot in slots.iter_mut() {
+                if let Some(Value::String(mut text)) = slot.take() {
                     text.clear();
                     spare.push(text);
                 }
             }
+            slots.resize_with(self.from.fields.len(), || None);
             self.plan
                 .read(r, slots, &self.kept, Some(&mut memo), spare)?;
-            (self.from).choose_among(self.decoding.iter().copied(), &mut scratch);
+            self.from.choose(&mut scratch, &self.kept);
             let Scratch { slots, from, .. } = &mut scratch;
             for &i in from.iter().flatten() {
                 if let Some(value) = &mut slots[i] {
