@@ -1,6 +1,5 @@
 //! The hub of forgebridge: the canonical operations, entities and errors that every dialect
-//! maps onto. Nothing here knows any forge's wire format (a list request carries the client's
-//! answer shape, and a list's items may come back written in it, both opaque here).
+//! maps onto. Nothing here knows any forge's wire format.
 
 pub mod avatar;
 pub mod error;
