@@ -55,8 +55,8 @@ struct Answer {
 }
 
 /// One page of an upstream list.
-struct Fetched {
-    body: Bytes,
+struct Fetched<T> {
+    items: T,
     total: Option<u64>,
     next: bool,
     last_page: Option<u64>,
@@ -629,20 +629,20 @@ impl UpstreamForge {
                 match translation {
                     Some((t, answer)) => {
                         let ctx = EncodeCtx::new(&answer.api, &answer.web, &req.params);
-                        let read = |body: &[u8], items: &mut WrittenItems, expected: u64| {
+                        let read = |body: &[u8], expected: u64| {
+                            let mut items = WrittenItems::default();
                             let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-                            t.write_page(body, &ctx, |v| self.rewrite_url(v), items, expected)
-                                .map_err(|_| self.garbled())
+                            t.write_page(body, &ctx, |v| self.rewrite_url(v), &mut items, expected)
+                                .map_err(|_| self.garbled())?;
+                            Ok(items)
                         };
                         self.page(route, req, paging, &read)
                             .await
                             .map(Outcome::Written)
                     }
                     None => {
-                        let read = |body: &[u8], items: &mut Vec<Object>, _| {
-                            items.extend(self.decode_items(route, req, body, *CURSOR_FIELD)?);
-                            Ok(())
-                        };
+                        let read =
+                            |body: &[u8], _| self.decode_items(route, req, body, *CURSOR_FIELD);
                         self.page(route, req, paging, &read)
                             .await
                             .map(Outcome::List)
@@ -657,40 +657,37 @@ impl UpstreamForge {
         }
     }
 
-    /// The client's page of a list the upstream pages in the same style, from the upstream
-    /// pages that cover it: `read` adds a page's items to the ones before them, told how many
-    /// items they are expected to add up to.
+    /// The client's page of a list the upstream pages in the same style, read by `read` from
+    /// the upstream pages that cover it.
     async fn page<T: Items>(
         &self,
         route: &Route,
         req: &CanonicalRequest,
         paging: Paging,
-        read: &(impl Fn(&[u8], &mut T, u64) -> Result<(), CanonicalError> + Sync),
+        read: &(impl Fn(&[u8], u64) -> Result<T, CanonicalError> + Sync),
     ) -> Result<PageOf<T>, CanonicalError> {
         let max = self.dialect.pagination.max_size;
-        let read_one = |got: &Fetched, expected: u64| {
-            let mut items = T::default();
-            read(&got.body, &mut items, expected).map(|()| items)
-        };
         match paging {
             Paging::Page { page, per_page } if per_page <= max => {
-                let first = self.fetch(route, req, page, per_page).await?;
-                let items = read_one(&first, per_page)?;
+                let first = self
+                    .fetch(route, req, page, per_page, per_page, read)
+                    .await?;
                 let total = match (first.total, req.want_total) {
                     (Some(t), _) => Some(t),
                     (None, false) => None,
                     (None, true) => match first.last_page {
                         Some(last) if last > page => {
-                            let tail = self.fetch(route, req, last, per_page).await?;
-                            let tail = read_one(&tail, per_page)?;
-                            Some((last - 1) * per_page + tail.len() as u64)
+                            let tail = self
+                                .fetch(route, req, last, per_page, per_page, read)
+                                .await?;
+                            Some((last - 1) * per_page + tail.items.len() as u64)
                         }
-                        _ if !first.next => Some((page - 1) * per_page + items.len() as u64),
+                        _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
                         _ => None,
                     },
                 };
                 Ok(PageOf {
-                    items,
+                    items: first.items,
                     total,
                     more: first.next,
                 })
@@ -706,10 +703,10 @@ impl UpstreamForge {
                 // not needed (they are dropped, unread).
                 let needed = skip as u64 + per_page;
                 let covering = needed.div_ceil(max);
-                // The pages are read in order, each into the items of the ones before it.
-                let mut pages = futures_util::stream::iter(
-                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max)),
-                )
+                let mut pages = futures_util::stream::iter((0..covering).map(|i| {
+                    let expected = needed.saturating_sub(i * max);
+                    self.fetch(route, req, first_page + i, max, expected, read)
+                }))
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
                 let mut items = T::default();
@@ -720,16 +717,18 @@ impl UpstreamForge {
                         // Pages shorter than the upstream's declared largest (an upstream
                         // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
-                            self.fetch(route, req, upstream_page, max).await?
+                            let expected = needed.saturating_sub(items.len() as u64);
+                            self.fetch(route, req, upstream_page, max, expected, read)
+                                .await?
                         }
                         None => break,
                     };
                     upstream_page += 1;
                     total = got.total.or(total);
                     next = got.next;
-                    let before = items.len();
-                    read(&got.body, &mut items, needed)?;
-                    if !next || items.len() == before {
+                    let count = got.items.len();
+                    items.append(got.items);
+                    if !next || count == 0 {
                         break;
                     }
                 }
@@ -742,9 +741,11 @@ impl UpstreamForge {
                 Ok(PageOf { items, total, more })
             }
             Paging::Since { since, per_page } => {
-                let got = self.fetch(route, req, since, per_page.min(max)).await?;
+                let got = self
+                    .fetch(route, req, since, per_page.min(max), per_page, read)
+                    .await?;
                 Ok(PageOf {
-                    items: read_one(&got, per_page)?,
+                    items: got.items,
                     total: got.total,
                     more: got.next,
                 })
@@ -796,12 +797,12 @@ impl UpstreamForge {
             PagingStyle::Page => 1,
             PagingStyle::Since => 0,
         };
+        let read = |body: &[u8], _| self.decode_items(route, req, body, *FIELDS_READ_WHOLE);
         for _ in 0..self.max_walk_pages {
-            let got = self.fetch(route, req, position, size).await?;
-            let items = self.decode_items(route, req, &got.body, *FIELDS_READ_WHOLE)?;
-            let last_id = items.last().and_then(paging::item_id);
-            let count = items.len() as u64;
-            all.extend(items);
+            let got = self.fetch(route, req, position, size, size, &read).await?;
+            let last_id = got.items.last().and_then(paging::item_id);
+            let count = got.items.len() as u64;
+            all.extend(got.items);
             if !got.next || count == 0 {
                 return Ok(all);
             }
@@ -819,20 +820,25 @@ impl UpstreamForge {
         ))
     }
 
-    /// One upstream page of a list: its answer, unread, and what it says of the pages after it.
-    async fn fetch(
+    /// One upstream page of a list: its items, as `read` reads them from the answer (told
+    /// how many items this page and the ones joined to it are `expected` to add up to), and
+    /// what the answer says of the pages after it.
+    async fn fetch<T>(
         &self,
         route: &Route,
         req: &CanonicalRequest,
         position: u64,
         size: u64,
-    ) -> Result<Fetched, CanonicalError> {
+        expected: u64,
+        read: &impl Fn(&[u8], u64) -> Result<T, CanonicalError>,
+    ) -> Result<Fetched<T>, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
         let answer = self.send(route, req, query, None).await?;
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
+        let items = read(&answer.body, expected)?;
         let links = answer
             .link
             .as_deref()
@@ -844,7 +850,7 @@ impl UpstreamForge {
             .and_then(|p| p.parse().ok());
         let next = links.contains_key("next");
         Ok(Fetched {
-            body: answer.body,
+            items,
             total: answer.total,
             next,
             last_page,

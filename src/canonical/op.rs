@@ -300,12 +300,14 @@ impl PageOf {
     }
 }
 
-/// What a page's items are held as, to cut pages alike.
+/// What a page's items are held as, to cut and join pages alike.
 pub trait Items: Default {
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Adds a following page's items.
+    fn append(&mut self, other: Self);
     /// Keeps `take` items after the first `skip`.
     fn window(&mut self, skip: usize, take: usize);
     /// The id of the last item the client is shown.
@@ -315,6 +317,12 @@ pub trait Items: Default {
 impl Items for Vec<Object> {
     fn len(&self) -> usize {
         Vec::len(self)
+    }
+    fn append(&mut self, other: Self) {
+        match self.is_empty() {
+            true => *self = other,
+            false => self.extend(other),
+        }
     }
     fn window(&mut self, skip: usize, take: usize) {
         let kept = self.len().saturating_sub(skip).min(take);
@@ -388,6 +396,18 @@ impl Items for WrittenItems {
     fn len(&self) -> usize {
         self.items.len()
     }
+    fn append(&mut self, other: Self) {
+        if self.items.is_empty() {
+            *self = other;
+            return;
+        }
+        let offset = self.text.len();
+        self.text.extend_from_slice(&other.text);
+        (self.items).extend(other.items.into_iter().map(|item| WrittenItem {
+            end: item.end + offset,
+            ..item
+        }));
+    }
     fn window(&mut self, skip: usize, take: usize) {
         let skip = skip.min(self.items.len());
         let stop = skip.saturating_add(take).min(self.items.len());
@@ -441,8 +461,8 @@ mod tests {
         (on_page.collect(), page.more, built.get())
     }
 
-    /// Written items are cut as canonical objects are: the same items (the hidden ones
-    /// counted, not shown), the same last id, for every window.
+    /// Written items are cut and joined as canonical objects are: the same items (the hidden
+    /// ones counted, not shown), the same last id, for every window of pages joined anywhere.
     #[test]
     fn written_items_cut_and_join_as_objects_do() {
         let shown = |id: u64| !id.is_multiple_of(3);
@@ -462,18 +482,23 @@ mod tests {
             }
             items
         };
-        for skip in 0..9 {
-            for take in 0..9 {
-                let (mut o, mut w) = (objects(1..8), written(1..8));
-                o.window(skip, take);
-                w.window(skip, take);
-                assert_eq!(w.len(), o.len());
-                o.retain(|o| o.get("id").and_then(Value::as_u64).is_some_and(shown));
-                assert_eq!(w.hidden() as usize, w.len() - o.len());
-                assert_eq!(w.last_id(), o.last_id());
-                let json: Vec<Value> = o.into_iter().map(|o| Value::Object(o.into_map())).collect();
-                let ours: Value = serde_json::from_slice(&w.into_json()).expect("JSON");
-                assert_eq!(ours, Value::Array(json), "{skip} {take}");
+        for split in 1..8 {
+            for skip in 0..9 {
+                for take in 0..9 {
+                    let (mut o, mut w) = (objects(1..split), written(1..split));
+                    Items::append(&mut o, objects(split..8));
+                    w.append(written(split..8));
+                    o.window(skip, take);
+                    w.window(skip, take);
+                    assert_eq!(w.len(), o.len());
+                    o.retain(|o| o.get("id").and_then(Value::as_u64).is_some_and(shown));
+                    assert_eq!(w.hidden() as usize, w.len() - o.len());
+                    assert_eq!(w.last_id(), o.last_id());
+                    let json: Vec<Value> =
+                        o.into_iter().map(|o| Value::Object(o.into_map())).collect();
+                    let ours: Value = serde_json::from_slice(&w.into_json()).expect("JSON");
+                    assert_eq!(ours, Value::Array(json), "{split} {skip} {take}");
+                }
             }
         }
     }

@@ -57,10 +57,11 @@ impl Shape {
 }
 
 impl Translation<'_> {
-    /// Adds the items of an upstream's JSON array (`body`) to `items`, as the client's answer
-    /// shows them; `rewrite` changes each decoded value as the canonical path does (the
-    /// upstream's URLs pointed at the proxy). `expected` is how many items the caller means
-    /// `items` to hold in all (the pages after this one added), to make room once.
+    /// Writes the items of an upstream's JSON array (`body`) into `items`, as the client's
+    /// answer shows them; `rewrite` changes each decoded value as the canonical path does
+    /// (the upstream's URLs pointed at the proxy). `expected` is how many items the caller
+    /// means to hold in `items` in all (this page's and the pages it will join to them), to
+    /// make room once.
     pub fn write_page(
         &self,
         body: &[u8],
@@ -73,10 +74,9 @@ impl Translation<'_> {
         if r.peek() != Some(b'[') {
             return Err(r.malformed("expected an array"));
         }
-        // Room for one item (the rest is made once its size is known).
-        let before = items.len();
-        let expected = expected.max(before + 1);
-        items.reserve(expected - before, 2 * ENTITY_SIZE);
+        // Room for the first item (the rest is made once its size is known).
+        let expected = expected.max(1);
+        items.reserve(expected, 2 * ENTITY_SIZE);
         let answer = self.into.answer_plan(ctx);
         let mut scratch = Scratch::default();
         let mut memo = KeyMemo::new();
@@ -119,14 +119,13 @@ impl Translation<'_> {
                 room = view.recycle();
             }
             items.push(shown, id);
-            // Room for as many more as the page's first item's size says the page holds, or
-            // the caller expects, at once: half as large again as that item, as the others
-            // may be larger (growing later copies them all).
-            if items.len() == before + 1 {
+            // Room for as many more as the first one's size says this page holds, or the
+            // caller expects, at once: half as large again as the first, as the others may
+            // be larger (growing later copies them all).
+            if items.len() == 1 {
                 let read = r.place().saturating_sub(start.0).max(32);
                 let written = items.text().len() - start.1;
-                let here = body.len().saturating_sub(r.place()) / read;
-                let more = here.max(expected.saturating_sub(items.len()));
+                let more = (body.len().saturating_sub(r.place()) / read).max(expected - 1);
                 items.reserve(more, more * (written + written / 2) + 1);
             }
             Ok(())
