@@ -629,10 +629,9 @@ impl UpstreamForge {
                 match translation {
                     Some((t, answer)) => {
                         let ctx = EncodeCtx::new(&answer.api, &answer.web, &req.params);
-                        let read = |body: &[u8], expected: u64| {
+                        let read = |body: &[u8]| {
                             let mut items = WrittenItems::default();
-                            let expected = usize::try_from(expected).unwrap_or(usize::MAX);
-                            t.write_page(body, &ctx, |v| self.rewrite_url(v), &mut items, expected)
+                            t.write_page(body, &ctx, |v| self.rewrite_url(v), &mut items)
                                 .map_err(|_| self.garbled())?;
                             Ok(items)
                         };
@@ -641,8 +640,7 @@ impl UpstreamForge {
                             .map(Outcome::Written)
                     }
                     None => {
-                        let read =
-                            |body: &[u8], _| self.decode_items(route, req, body, *CURSOR_FIELD);
+                        let read = |body: &[u8]| self.decode_items(route, req, body, *CURSOR_FIELD);
                         self.page(route, req, paging, &read)
                             .await
                             .map(Outcome::List)
@@ -664,22 +662,18 @@ impl UpstreamForge {
         route: &Route,
         req: &CanonicalRequest,
         paging: Paging,
-        read: &(impl Fn(&[u8], u64) -> Result<T, CanonicalError> + Sync),
+        read: &(impl Fn(&[u8]) -> Result<T, CanonicalError> + Sync),
     ) -> Result<PageOf<T>, CanonicalError> {
         let max = self.dialect.pagination.max_size;
         match paging {
             Paging::Page { page, per_page } if per_page <= max => {
-                let first = self
-                    .fetch(route, req, page, per_page, per_page, read)
-                    .await?;
+                let first = self.fetch(route, req, page, per_page, read).await?;
                 let total = match (first.total, req.want_total) {
                     (Some(t), _) => Some(t),
                     (None, false) => None,
                     (None, true) => match first.last_page {
                         Some(last) if last > page => {
-                            let tail = self
-                                .fetch(route, req, last, per_page, per_page, read)
-                                .await?;
+                            let tail = self.fetch(route, req, last, per_page, read).await?;
                             Some((last - 1) * per_page + tail.items.len() as u64)
                         }
                         _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
@@ -703,10 +697,9 @@ impl UpstreamForge {
                 // not needed (they are dropped, unread).
                 let needed = skip as u64 + per_page;
                 let covering = needed.div_ceil(max);
-                let mut pages = futures_util::stream::iter((0..covering).map(|i| {
-                    let expected = needed.saturating_sub(i * max);
-                    self.fetch(route, req, first_page + i, max, expected, read)
-                }))
+                let mut pages = futures_util::stream::iter(
+                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max, read)),
+                )
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
                 let mut items = T::default();
@@ -717,9 +710,7 @@ impl UpstreamForge {
                         // Pages shorter than the upstream's declared largest (an upstream
                         // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
-                            let expected = needed.saturating_sub(items.len() as u64);
-                            self.fetch(route, req, upstream_page, max, expected, read)
-                                .await?
+                            self.fetch(route, req, upstream_page, max, read).await?
                         }
                         None => break,
                     };
@@ -742,7 +733,7 @@ impl UpstreamForge {
             }
             Paging::Since { since, per_page } => {
                 let got = self
-                    .fetch(route, req, since, per_page.min(max), per_page, read)
+                    .fetch(route, req, since, per_page.min(max), read)
                     .await?;
                 Ok(PageOf {
                     items: got.items,
@@ -797,9 +788,9 @@ impl UpstreamForge {
             PagingStyle::Page => 1,
             PagingStyle::Since => 0,
         };
-        let read = |body: &[u8], _| self.decode_items(route, req, body, *FIELDS_READ_WHOLE);
+        let read = |body: &[u8]| self.decode_items(route, req, body, *FIELDS_READ_WHOLE);
         for _ in 0..self.max_walk_pages {
-            let got = self.fetch(route, req, position, size, size, &read).await?;
+            let got = self.fetch(route, req, position, size, &read).await?;
             let last_id = got.items.last().and_then(paging::item_id);
             let count = got.items.len() as u64;
             all.extend(got.items);
@@ -820,17 +811,15 @@ impl UpstreamForge {
         ))
     }
 
-    /// One upstream page of a list: its items, as `read` reads them from the answer (told
-    /// how many items this page and the ones joined to it are `expected` to add up to), and
-    /// what the answer says of the pages after it.
+    /// One upstream page of a list: its items, as `read` reads them from the answer, and what
+    /// the answer says of the pages after it.
     async fn fetch<T>(
         &self,
         route: &Route,
         req: &CanonicalRequest,
         position: u64,
         size: u64,
-        expected: u64,
-        read: &impl Fn(&[u8], u64) -> Result<T, CanonicalError>,
+        read: &impl Fn(&[u8]) -> Result<T, CanonicalError>,
     ) -> Result<Fetched<T>, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
@@ -838,7 +827,7 @@ impl UpstreamForge {
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
-        let items = read(&answer.body, expected)?;
+        let items = read(&answer.body)?;
         let links = answer
             .link
             .as_deref()

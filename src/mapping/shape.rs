@@ -1709,7 +1709,7 @@ mod tests {
                 client.write_list(&objects, &ctx, &mut expected);
 
                 let mut written = WrittenItems::default();
-                t.write_page(&list, &ctx, rewrite, &mut written, translated % 3 * 20)
+                t.write_page(&list, &ctx, rewrite, &mut written)
                     .expect("translates");
                 let pair = format!("{} into {}", reader.name, client.name);
                 assert_eq!(written.len(), before, "{pair}");
@@ -1736,7 +1736,7 @@ mod tests {
         let t = org.translation(org, id).expect("translates");
         for bad in [&b"{}"[..], b"[{\"id\":1,}]", b"[1,", b"\xff"] {
             let mut written = WrittenItems::default();
-            assert!(t.write_page(bad, &ctx, |_| {}, &mut written, 3).is_err());
+            assert!(t.write_page(bad, &ctx, |_| {}, &mut written).is_err());
             assert!(org.decode_list_slice(bad, Some(id)).is_err());
         }
     }

@@ -12,9 +12,6 @@ use super::{
 use crate::canonical::op::{Items, WrittenItems};
 use crate::canonical::{Field, FieldSet};
 
-/// More than one item's answer usually takes.
-const ENTITY_SIZE: usize = 1024;
-
 /// The answers of one upstream shape (`from`) read into one client shape's (`into`).
 pub struct Translation<'s> {
     from: &'s Shape,
@@ -59,24 +56,18 @@ impl Shape {
 impl Translation<'_> {
     /// Writes the items of an upstream's JSON array (`body`) into `items`, as the client's
     /// answer shows them; `rewrite` changes each decoded value as the canonical path does
-    /// (the upstream's URLs pointed at the proxy). `expected` is how many items the caller
-    /// means to hold in `items` in all (this page's and the pages it will join to them), to
-    /// make room once.
+    /// (the upstream's URLs pointed at the proxy).
     pub fn write_page(
         &self,
         body: &[u8],
         ctx: &EncodeCtx<'_>,
         mut rewrite: impl FnMut(&mut Value),
         items: &mut WrittenItems,
-        expected: usize,
     ) -> Result<(), Malformed> {
         let mut r = Reader::new(body)?;
         if r.peek() != Some(b'[') {
             return Err(r.malformed("expected an array"));
         }
-        // Room for the first item (the rest is made once its size is known).
-        let expected = expected.max(1);
-        items.reserve(expected, 2 * ENTITY_SIZE);
         let answer = self.into.answer_plan(ctx);
         let mut scratch = Scratch::default();
         let mut memo = KeyMemo::new();
@@ -119,14 +110,12 @@ impl Translation<'_> {
                 room = view.recycle();
             }
             items.push(shown, id);
-            // Room for as many more as the first one's size says this page holds, or the
-            // caller expects, at once: half as large again as the first, as the others may
-            // be larger (growing later copies them all).
+            // Room for as many more as the first one's size says the rest holds, at once.
             if items.len() == 1 {
                 let read = r.place().saturating_sub(start.0).max(32);
                 let written = items.text().len() - start.1;
-                let more = (body.len().saturating_sub(r.place()) / read).max(expected - 1);
-                items.reserve(more, more * (written + written / 2) + 1);
+                let more = body.len().saturating_sub(r.place()) / read;
+                items.reserve(more, more * written);
             }
             Ok(())
         })?;
