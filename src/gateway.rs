@@ -130,9 +130,7 @@ impl Gateway {
             Err(_) => return self.fail(dialect, route, self.too_large()),
         };
         let creq =
-            match dialect::decode(dialect, route, &urls, params, &query, &parts.headers, bytes)
-                .await
-            {
+            match dialect::decode(dialect, route, params, &query, &parts.headers, bytes).await {
                 Ok(r) => r,
                 Err(e) => return self.fail(dialect, route, e),
             };

@@ -13,14 +13,14 @@ use serde_json::Value;
 
 use super::transport::{self, Failure, Transport};
 use super::{Avatar, Backend, BoxFuture, Forwarded};
-use crate::canonical::op::{Derivation, Items, ResultKind, WrittenItems, DERIVATIONS};
+use crate::canonical::op::{Derivation, ResultKind, DERIVATIONS};
 use crate::canonical::schema::is_default_value;
 use crate::canonical::{
     CanonicalError, CanonicalRequest, Credential, ErrorKind, Field, FieldSet, Object, OpKind,
     Outcome, PageOf, Paging, Params,
 };
 use crate::dialect::{auth, errors, paging};
-use crate::mapping::shape::{encode_segment, EncodeCtx};
+use crate::mapping::shape::encode_segment;
 use crate::mapping::{Dialect, PagingStyle, Route};
 
 /// Largest upstream answer read into memory.
@@ -55,8 +55,8 @@ struct Answer {
 }
 
 /// One page of an upstream list.
-struct Fetched<T> {
-    items: T,
+struct Fetched {
+    items: Vec<Object>,
     total: Option<u64>,
     next: bool,
     last_page: Option<u64>,
@@ -269,7 +269,7 @@ impl UpstreamForge {
                 self.fill_params(route, &mut req).await?;
                 self.check_expressible(route, &req)?;
                 let result = match req.op.result() {
-                    ResultKind::List(_) => self.list(route, &req).await,
+                    ResultKind::List(_) => self.list(route, &req).await.map(Outcome::List),
                     _ => self.single(route, req.clone()).await,
                 };
                 let next = match &result {
@@ -576,8 +576,9 @@ impl UpstreamForge {
         err
     }
 
-    async fn list(&self, route: &Route, req: &CanonicalRequest) -> Result<Outcome, CanonicalError> {
+    async fn list(&self, route: &Route, req: &CanonicalRequest) -> Result<PageOf, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
+        let max = self.dialect.pagination.max_size;
         let paging = req.paging.unwrap_or(Paging::Page {
             page: 1,
             per_page: self.dialect.pagination.default_size,
@@ -613,67 +614,21 @@ impl UpstreamForge {
                 });
             }
             all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
-            return Ok(Outcome::List(PageOf::window(all, Some(paging))));
+            return Ok(PageOf::window(all, Some(paging)));
         }
         match (paging, style) {
-            (Paging::Page { .. }, PagingStyle::Page)
-            | (Paging::Since { .. }, PagingStyle::Since) => {
-                // Where the mapping composes the upstream's shape with the client's, the
-                // items go from the one's answer to the other's without canonical objects.
-                let translation = match (&route.response, &req.answer) {
-                    (Some(shape), Some(answer)) => shape
-                        .translation(&answer.shape, *CURSOR_FIELD)
-                        .map(|t| (t, answer)),
-                    _ => None,
-                };
-                match translation {
-                    Some((t, answer)) => {
-                        let ctx = EncodeCtx::new(&answer.api, &answer.web, &req.params);
-                        let read = |body: &[u8]| {
-                            let mut items = WrittenItems::default();
-                            t.write_page(body, &ctx, |v| self.rewrite_url(v), &mut items)
-                                .map_err(|_| self.garbled())?;
-                            Ok(items)
-                        };
-                        self.page(route, req, paging, &read)
-                            .await
-                            .map(Outcome::Written)
-                    }
-                    None => {
-                        let read = |body: &[u8]| self.decode_items(route, req, body, *CURSOR_FIELD);
-                        self.page(route, req, paging, &read)
-                            .await
-                            .map(Outcome::List)
-                    }
-                }
-            }
-            _ => {
-                let mut all = self.walk(route, req, style).await?;
-                all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
-                Ok(Outcome::List(PageOf::window(all, Some(paging))))
-            }
-        }
-    }
-
-    /// The client's page of a list the upstream pages in the same style, read by `read` from
-    /// the upstream pages that cover it.
-    async fn page<T: Items>(
-        &self,
-        route: &Route,
-        req: &CanonicalRequest,
-        paging: Paging,
-        read: &(impl Fn(&[u8]) -> Result<T, CanonicalError> + Sync),
-    ) -> Result<PageOf<T>, CanonicalError> {
-        let max = self.dialect.pagination.max_size;
-        match paging {
-            Paging::Page { page, per_page } if per_page <= max => {
-                let first = self.fetch(route, req, page, per_page, read).await?;
+            (Paging::Page { page, per_page }, PagingStyle::Page) if per_page <= max => {
+                let first = self
+                    .fetch(route, req, page, per_page, *CURSOR_FIELD)
+                    .await?;
                 let total = match (first.total, req.want_total) {
                     (Some(t), _) => Some(t),
                     (None, false) => None,
                     (None, true) => match first.last_page {
                         Some(last) if last > page => {
-                            let tail = self.fetch(route, req, last, per_page, read).await?;
+                            let tail = self
+                                .fetch(route, req, last, per_page, *CURSOR_FIELD)
+                                .await?;
                             Some((last - 1) * per_page + tail.items.len() as u64)
                         }
                         _ if !first.next => Some((page - 1) * per_page + first.items.len() as u64),
@@ -687,7 +642,7 @@ impl UpstreamForge {
                 })
             }
             // A client page larger than the upstream's: read the upstream pages that cover it.
-            Paging::Page { page, per_page } => {
+            (Paging::Page { page, per_page }, PagingStyle::Page) => {
                 let offset = (page.max(1) - 1).saturating_mul(per_page);
                 let first_page = offset / max + 1;
                 let skip = (offset % max) as usize;
@@ -698,11 +653,12 @@ impl UpstreamForge {
                 let needed = skip as u64 + per_page;
                 let covering = needed.div_ceil(max);
                 let mut pages = futures_util::stream::iter(
-                    (0..covering).map(|i| self.fetch(route, req, first_page + i, max, read)),
+                    (0..covering)
+                        .map(|i| self.fetch(route, req, first_page + i, max, *CURSOR_FIELD)),
                 )
                 .buffered(PAGES_AT_ONCE);
                 let mut upstream_page = first_page;
-                let mut items = T::default();
+                let mut items = Vec::with_capacity(needed.min(1000) as usize);
                 let (mut total, mut next) = (None, false);
                 loop {
                     let got = match pages.next().await {
@@ -710,7 +666,8 @@ impl UpstreamForge {
                         // Pages shorter than the upstream's declared largest (an upstream
                         // configured below it): read on, one page at a time.
                         None if (items.len() as u64) < needed => {
-                            self.fetch(route, req, upstream_page, max, read).await?
+                            self.fetch(route, req, upstream_page, max, *CURSOR_FIELD)
+                                .await?
                         }
                         None => break,
                     };
@@ -718,7 +675,7 @@ impl UpstreamForge {
                     total = got.total.or(total);
                     next = got.next;
                     let count = got.items.len();
-                    items.append(got.items);
+                    items.extend(got.items);
                     if !next || count == 0 {
                         break;
                     }
@@ -726,20 +683,33 @@ impl UpstreamForge {
                 // Reads still in flight past the end of the list are cancelled here.
                 drop(pages);
                 let leftover = items.len() > skip + per_page as usize;
-                items.window(skip, per_page as usize);
-                let seen = offset + items.len() as u64;
+                let window: Vec<Object> = items
+                    .into_iter()
+                    .skip(skip)
+                    .take(per_page as usize)
+                    .collect();
+                let seen = offset + window.len() as u64;
                 let more = total.map_or(next || leftover, |t| seen < t);
-                Ok(PageOf { items, total, more })
+                Ok(PageOf {
+                    items: window,
+                    total,
+                    more,
+                })
             }
-            Paging::Since { since, per_page } => {
+            (Paging::Since { since, per_page }, PagingStyle::Since) => {
                 let got = self
-                    .fetch(route, req, since, per_page.min(max), read)
+                    .fetch(route, req, since, per_page.min(max), *CURSOR_FIELD)
                     .await?;
                 Ok(PageOf {
                     items: got.items,
                     total: got.total,
                     more: got.next,
                 })
+            }
+            _ => {
+                let mut all = self.walk(route, req, style).await?;
+                all.sort_by_key(|o| paging::item_id(o).unwrap_or(0));
+                Ok(PageOf::window(all, Some(paging)))
             }
         }
     }
@@ -788,9 +758,10 @@ impl UpstreamForge {
             PagingStyle::Page => 1,
             PagingStyle::Since => 0,
         };
-        let read = |body: &[u8]| self.decode_items(route, req, body, *FIELDS_READ_WHOLE);
         for _ in 0..self.max_walk_pages {
-            let got = self.fetch(route, req, position, size, &read).await?;
+            let got = self
+                .fetch(route, req, position, size, *FIELDS_READ_WHOLE)
+                .await?;
             let last_id = got.items.last().and_then(paging::item_id);
             let count = got.items.len() as u64;
             all.extend(got.items);
@@ -811,23 +782,37 @@ impl UpstreamForge {
         ))
     }
 
-    /// One upstream page of a list: its items, as `read` reads them from the answer, and what
-    /// the answer says of the pages after it.
-    async fn fetch<T>(
+    /// One upstream page of a list, decoded: its items, with the fields the client shows and
+    /// `read_here` (the ones this module reads itself: [`CURSOR_FIELD`] for a page,
+    /// [`FIELDS_READ_WHOLE`] for a list read whole), and what its answer says of the pages
+    /// after it.
+    async fn fetch(
         &self,
         route: &Route,
         req: &CanonicalRequest,
         position: u64,
         size: u64,
-        read: &impl Fn(&[u8]) -> Result<T, CanonicalError>,
-    ) -> Result<Fetched<T>, CanonicalError> {
+        read_here: FieldSet,
+    ) -> Result<Fetched, CanonicalError> {
         let style = route.paging.unwrap_or(PagingStyle::Page);
         let query = paging::upstream_query(&self.dialect.pagination, style, position, size);
         let answer = self.send(route, req, query, None).await?;
         if !answer.status.is_success() {
             return Err(self.upstream_error(route, req, &answer));
         }
-        let items = read(&answer.body)?;
+        let fields = req.fields_shown.map(|shown| shown.union(read_here));
+        let mut items: Vec<Object> = match &route.response {
+            Some(shape) => shape
+                .decode_list_slice(&answer.body, fields)
+                .map_err(|_| self.garbled())?,
+            None => match serde_json::from_slice::<Value>(&answer.body) {
+                Ok(Value::Array(_)) => Vec::new(),
+                _ => return Err(self.garbled()),
+            },
+        };
+        for item in &mut items {
+            self.rewrite_urls(item);
+        }
         let links = answer
             .link
             .as_deref()
@@ -844,32 +829,6 @@ impl UpstreamForge {
             next,
             last_page,
         })
-    }
-
-    /// A page's items as canonical objects, with the fields the client shows and `read_here`
-    /// (the ones this module reads itself: [`CURSOR_FIELD`] for a page, [`FIELDS_READ_WHOLE`]
-    /// for a list read whole), their URLs pointed at the proxy.
-    fn decode_items(
-        &self,
-        route: &Route,
-        req: &CanonicalRequest,
-        body: &[u8],
-        read_here: FieldSet,
-    ) -> Result<Vec<Object>, CanonicalError> {
-        let fields = (req.answer.as_ref()).map(|a| a.shape.fields_shown().union(read_here));
-        let mut items: Vec<Object> = match &route.response {
-            Some(shape) => shape
-                .decode_list_slice(body, fields)
-                .map_err(|_| self.garbled())?,
-            None => match serde_json::from_slice::<Value>(body) {
-                Ok(Value::Array(_)) => Vec::new(),
-                _ => return Err(self.garbled()),
-            },
-        };
-        for item in &mut items {
-            self.rewrite_urls(item);
-        }
-        Ok(items)
     }
 
     async fn send(

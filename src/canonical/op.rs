@@ -6,9 +6,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use super::object::Object;
+use super::object::{FieldSet, Object};
 use super::schema::Entity;
-pub use crate::mapping::shape::ListAnswer;
 
 macro_rules! operations {
     ($($variant:ident = $name:literal => $result:expr, [$($param:literal),*];)*) => {
@@ -216,10 +215,9 @@ pub struct CanonicalRequest {
     pub want_result: bool,
     /// Whether a missing parameter may be looked up from another (off inside such lookups).
     pub derive: bool,
-    /// For a list: the client's answer (opaque here). An upstream may decode only the fields
-    /// it shows, or write its pages' items in it straight from its own answer
-    /// ([`Outcome::Written`]). None: every field, as canonical objects.
-    pub answer: Option<ListAnswer>,
+    /// For a list: the canonical fields the client's answer shows of each item. An upstream
+    /// may leave the others out while decoding its pages. None: every field.
+    pub fields_shown: Option<FieldSet>,
 }
 
 impl CanonicalRequest {
@@ -233,15 +231,15 @@ impl CanonicalRequest {
             want_total: false,
             want_result: true,
             derive: true,
-            answer: None,
+            fields_shown: None,
         }
     }
 }
 
-/// One page of a list: canonical objects, or items already written in the client's answer.
+/// One page of a list.
 #[derive(Debug, Clone, Default)]
-pub struct PageOf<T = Vec<Object>> {
-    pub items: T,
+pub struct PageOf {
+    pub items: Vec<Object>,
     /// Total number of items across all pages, when known.
     pub total: Option<u64>,
     /// Whether items follow this page.
@@ -300,138 +298,10 @@ impl PageOf {
     }
 }
 
-/// What a page's items are held as, to cut and join pages alike.
-pub trait Items: Default {
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Adds a following page's items.
-    fn append(&mut self, other: Self);
-    /// Keeps `take` items after the first `skip`.
-    fn window(&mut self, skip: usize, take: usize);
-    /// The id of the last item the client is shown.
-    fn last_id(&self) -> Option<u64>;
-}
-
-impl Items for Vec<Object> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn append(&mut self, other: Self) {
-        match self.is_empty() {
-            true => *self = other,
-            false => self.extend(other),
-        }
-    }
-    fn window(&mut self, skip: usize, take: usize) {
-        let kept = self.len().saturating_sub(skip).min(take);
-        self.truncate(skip.saturating_add(kept));
-        self.drain(..skip.min(self.len()));
-    }
-    fn last_id(&self) -> Option<u64> {
-        self.last()?.get("id")?.as_u64()
-    }
-}
-
-/// A list's items written in the client's answer straight from an upstream's answer (the
-/// mapping composes the two shapes): each shown item's JSON text after a comma, one after
-/// the other, and for every item where its text ends, whether it is shown, and its id.
-#[derive(Debug, Clone, Default)]
-pub struct WrittenItems {
-    text: Vec<u8>,
-    items: Vec<WrittenItem>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct WrittenItem {
-    end: usize,
-    shown: bool,
-    id: Option<u64>,
-}
-
-impl WrittenItems {
-    pub fn with_capacity(items: usize, bytes: usize) -> WrittenItems {
-        WrittenItems {
-            text: Vec::with_capacity(bytes),
-            items: Vec::with_capacity(items),
-        }
-    }
-
-    /// Room for `items` more items of `bytes` in all.
-    pub fn reserve(&mut self, items: usize, bytes: usize) {
-        self.items.reserve(items);
-        self.text.reserve(bytes);
-    }
-
-    /// Where the next item is written: a comma, then its JSON text, then [`Self::push`].
-    pub fn text(&mut self) -> &mut Vec<u8> {
-        &mut self.text
-    }
-
-    /// Ends an item: the text written since the last is its own (none when not `shown`).
-    pub fn push(&mut self, shown: bool, id: Option<u64>) {
-        let end = self.text.len();
-        self.items.push(WrittenItem { end, shown, id });
-    }
-
-    /// How many of the items the client's dialect cannot show.
-    pub fn hidden(&self) -> u64 {
-        self.items.iter().filter(|item| !item.shown).count() as u64
-    }
-
-    /// The items as a JSON array: the first item's comma becomes the opening bracket.
-    pub fn into_json(self) -> Vec<u8> {
-        let mut text = self.text;
-        match text.first_mut() {
-            Some(first) => *first = b'[',
-            None => text.push(b'['),
-        }
-        text.push(b']');
-        text
-    }
-}
-
-impl Items for WrittenItems {
-    fn len(&self) -> usize {
-        self.items.len()
-    }
-    fn append(&mut self, other: Self) {
-        if self.items.is_empty() {
-            *self = other;
-            return;
-        }
-        let offset = self.text.len();
-        self.text.extend_from_slice(&other.text);
-        (self.items).extend(other.items.into_iter().map(|item| WrittenItem {
-            end: item.end + offset,
-            ..item
-        }));
-    }
-    fn window(&mut self, skip: usize, take: usize) {
-        let skip = skip.min(self.items.len());
-        let stop = skip.saturating_add(take).min(self.items.len());
-        let end_of = |n: usize| n.checked_sub(1).map_or(0, |last| self.items[last].end);
-        let (start, end) = (end_of(skip), end_of(stop));
-        self.text.truncate(end);
-        self.text.drain(..start);
-        self.items.truncate(stop);
-        self.items.drain(..skip);
-        for item in &mut self.items {
-            item.end -= start;
-        }
-    }
-    fn last_id(&self) -> Option<u64> {
-        self.items.iter().rev().find(|item| item.shown)?.id
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum Outcome {
     Entity(Object),
     List(PageOf),
-    /// A list whose items an upstream wrote in the client's answer straight from its own.
-    Written(PageOf<WrittenItems>),
     Flag(bool),
     Done,
 }
@@ -459,48 +329,6 @@ mod tests {
         assert_eq!(page.total, Some(ids.len() as u64));
         let on_page = page.items.iter().filter_map(|o| o.get("id")?.as_u64());
         (on_page.collect(), page.more, built.get())
-    }
-
-    /// Written items are cut and joined as canonical objects are: the same items (the hidden
-    /// ones counted, not shown), the same last id, for every window of pages joined anywhere.
-    #[test]
-    fn written_items_cut_and_join_as_objects_do() {
-        let shown = |id: u64| !id.is_multiple_of(3);
-        let objects = |ids: std::ops::Range<u64>| -> Vec<Object> {
-            ids.map(|id| Object::from_iter([("id", Value::from(id))]))
-                .collect()
-        };
-        let written = |ids: std::ops::Range<u64>| {
-            let mut items = WrittenItems::default();
-            for id in ids {
-                if shown(id) {
-                    items
-                        .text()
-                        .extend_from_slice(format!(",{{\"id\":{id}}}").as_bytes());
-                }
-                items.push(shown(id), Some(id));
-            }
-            items
-        };
-        for split in 1..8 {
-            for skip in 0..9 {
-                for take in 0..9 {
-                    let (mut o, mut w) = (objects(1..split), written(1..split));
-                    Items::append(&mut o, objects(split..8));
-                    w.append(written(split..8));
-                    o.window(skip, take);
-                    w.window(skip, take);
-                    assert_eq!(w.len(), o.len());
-                    o.retain(|o| o.get("id").and_then(Value::as_u64).is_some_and(shown));
-                    assert_eq!(w.hidden() as usize, w.len() - o.len());
-                    assert_eq!(w.last_id(), o.last_id());
-                    let json: Vec<Value> =
-                        o.into_iter().map(|o| Value::Object(o.into_map())).collect();
-                    let ours: Value = serde_json::from_slice(&w.into_json()).expect("JSON");
-                    assert_eq!(ours, Value::Array(json), "{split} {skip} {take}");
-                }
-            }
-        }
     }
 
     #[test]

@@ -11,8 +11,8 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::Full;
 use serde_json::Value;
 
-use crate::canonical::op::{Items, ListAnswer, ResultKind};
-use crate::canonical::{CanonicalError, CanonicalRequest, Outcome, PageOf, Params};
+use crate::canonical::op::ResultKind;
+use crate::canonical::{CanonicalError, CanonicalRequest, Outcome, Params};
 use crate::mapping::{Dialect, EncodeCtx, Route};
 
 /// Where the client reached the proxy: used for every URL the answer carries.
@@ -29,7 +29,6 @@ pub struct PublicUrls<'a> {
 pub async fn decode(
     dialect: &Dialect,
     route: &Route,
-    urls: &PublicUrls<'_>,
     mut params: Params,
     query: &[(String, String)],
     headers: &HeaderMap,
@@ -58,11 +57,7 @@ pub async fn decode(
     req.params = params;
     req.want_result = route.response.is_some() || route.location.is_some();
     if let (Some(shape), ResultKind::List(_)) = (&route.response, route.op.result()) {
-        req.answer = Some(ListAnswer {
-            shape: shape.clone(),
-            api: urls.api.to_string(),
-            web: urls.web.to_string(),
-        });
+        req.fields_shown = Some(shape.fields_shown());
     }
     Ok(req)
 }
@@ -130,18 +125,28 @@ pub fn encode(
                 page.items.clear();
             }
             let size = ENTITY_SIZE * page.items.len() + 2;
-            let resp = json_response(route.status, size, |out| match &route.response {
+            let mut resp = json_response(route.status, size, |out| match &route.response {
                 Some(shape) => shape.write_list(&page.items, &ctx, out),
                 None => out.extend_from_slice(b"[]"),
             });
-            with_page_headers(dialect, req, &page, urls, query, resp)
-        }
-        Outcome::Written(mut page) => {
-            let hidden = page.items.hidden();
-            page.total = page.total.map(|t| t.saturating_sub(hidden));
-            let items = std::mem::take(&mut page.items);
-            let resp = json_response(route.status, 0, |out| *out = items.into_json());
-            with_page_headers(dialect, req, &page, urls, query, resp)
+            if let Some(p) = req.paging {
+                // Links repeat the client's query, but never a token it put there.
+                let query: Vec<(String, String)> = query
+                    .iter()
+                    .filter(|(k, _)| !auth::is_query_credential(&dialect.auth, k))
+                    .cloned()
+                    .collect();
+                let this = format!("{}{}", urls.web, urls.path);
+                paging::client_headers(
+                    &dialect.pagination,
+                    p,
+                    &page,
+                    &this,
+                    &query,
+                    resp.headers_mut(),
+                );
+            }
+            resp
         }
         Outcome::Entity(obj) => {
             let mut resp = match (&route.response, &route.body) {
@@ -173,35 +178,6 @@ pub fn encode(
             None => empty_response(route.status),
         },
     }
-}
-
-/// A list's answer with the client dialect's page headers.
-fn with_page_headers<T: Items>(
-    dialect: &Dialect,
-    req: &CanonicalRequest,
-    page: &PageOf<T>,
-    urls: &PublicUrls<'_>,
-    query: &[(String, String)],
-    mut resp: Response<Full<Bytes>>,
-) -> Response<Full<Bytes>> {
-    if let Some(p) = req.paging {
-        // Links repeat the client's query, but never a token it put there.
-        let query: Vec<(String, String)> = query
-            .iter()
-            .filter(|(k, _)| !auth::is_query_credential(&dialect.auth, k))
-            .cloned()
-            .collect();
-        let this = format!("{}{}", urls.web, urls.path);
-        paging::client_headers(
-            &dialect.pagination,
-            p,
-            page,
-            &this,
-            &query,
-            resp.headers_mut(),
-        );
-    }
-    resp
 }
 
 fn shape_free_url(

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use http::{HeaderMap, HeaderValue};
 
-use crate::canonical::op::Items;
 use crate::canonical::{Object, PageOf, Paging};
 use crate::mapping::{LinkRel, PaginationSpec, PagingStyle};
 
@@ -44,10 +43,10 @@ pub fn client_paging(
 }
 
 /// `self_url` is the public URL of the request without its query; `query` its original query.
-pub fn client_headers<T: Items>(
+pub fn client_headers(
     spec: &PaginationSpec,
     paging: Paging,
-    page: &PageOf<T>,
+    page: &PageOf,
     self_url: &str,
     query: &[(String, String)],
     headers: &mut HeaderMap,
@@ -79,7 +78,7 @@ pub fn client_headers<T: Items>(
         }
         Paging::Since { .. } => {
             let since_param = spec.since_param.as_deref().unwrap_or("since");
-            let last_id = page.items.last_id();
+            let last_id = page.items.last().and_then(item_id);
             for rel in &spec.link_order {
                 match (rel, last_id) {
                     (LinkRel::Next, Some(id)) if page.more => {
@@ -108,12 +107,7 @@ pub fn client_headers<T: Items>(
 
 /// The dialect's page-state headers (X-Total-Count, X-Total, X-Next-Page, …). A header that
 /// needs the total is left out when the total is unknown, as GitLab does past 10,000 rows.
-fn set_page_headers<T>(
-    spec: &PaginationSpec,
-    paging: Paging,
-    page: &PageOf<T>,
-    headers: &mut HeaderMap,
-) {
+fn set_page_headers(spec: &PaginationSpec, paging: Paging, page: &PageOf, headers: &mut HeaderMap) {
     let (current, per_page) = match paging {
         Paging::Page { page, per_page } => (page, per_page),
         Paging::Since { per_page, .. } => (1, per_page),

@@ -3,9 +3,6 @@
 //! only walks these vectors.
 
 mod answer;
-mod translate;
-
-pub use self::translate::Translation;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -90,26 +87,6 @@ struct View<'a> {
     segments: Vec<Option<Cow<'a, str>>>,
 }
 
-impl View<'_> {
-    /// The view emptied, its room kept for values that live elsewhere.
-    fn recycle<'b>(self) -> View<'b> {
-        View {
-            values: emptied(self.values),
-            segments: emptied(self.segments),
-        }
-    }
-}
-
-/// An empty vector with `items`' room, for items of the same size (`collect` from a vector's
-/// iterator reuses its allocation).
-fn emptied<T, U>(mut items: Vec<T>) -> Vec<U> {
-    items.clear();
-    items
-        .into_iter()
-        .map(|_| unreachable!("the vector is empty"))
-        .collect()
-}
-
 /// The keys one JSON object level is read for. The table is built once from the mapping file
 /// and never grows while reading, so a fixed-seed fast hash is safe against chosen keys.
 #[derive(Debug, Default)]
@@ -118,13 +95,11 @@ struct ReadPlan {
 }
 
 /// Room a shape's decoding works in, kept from one object of a list to the next: the value
-/// each rule read (`slots`), the rule each decoded field's value comes from (`from`), and
-/// emptied string buffers to read strings into (`spare`).
+/// each rule read (`slots`), and the rule each decoded field's value comes from (`from`).
 #[derive(Default)]
 struct Scratch {
     slots: Vec<Option<Value>>,
     from: Vec<Option<usize>>,
-    spare: Vec<String>,
 }
 
 /// The keys of the last object of a list read, by place, with what the plan found for each.
@@ -183,7 +158,6 @@ impl ReadPlan {
         slots: &mut [Option<Value>],
         kept: &[bool],
         memo: Option<&mut KeyMemo<'a, 'p>>,
-        spare: &mut Vec<String>,
     ) -> Result<(), Malformed> {
         if r.peek() != Some(b'{') {
             return r.skip();
@@ -193,7 +167,7 @@ impl ReadPlan {
                 return r.skip();
             };
             if node.rules.is_empty() {
-                return node.inner.read(r, slots, kept, None, spare);
+                return node.inner.read(r, slots, kept, None);
             }
             if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| is_kept(kept, i)) {
                 return r.skip();
@@ -204,7 +178,7 @@ impl ReadPlan {
             let Some((&last, rest)) = node.rules.split_last() else {
                 return r.skip();
             };
-            r.value_into(slots[last].insert(Value::Null), spare)?;
+            r.value_into(slots[last].insert(Value::Null))?;
             if !rest.is_empty() || !node.inner.keys.is_empty() {
                 if let Some(value) = slots[last].clone() {
                     node.inner.fill_from(&value, slots);
@@ -306,14 +280,6 @@ pub struct ValueMap {
     pub to_dialect: Vec<(String, Value)>,
     /// A dialect's value (as text) → canonical value.
     pub to_canonical: Vec<(String, String)>,
-}
-
-/// A list's answer in a client's dialect: its shape, and the roots its URLs point at.
-#[derive(Debug, Clone)]
-pub struct ListAnswer {
-    pub shape: Arc<Shape>,
-    pub api: String,
-    pub web: String,
 }
 
 /// Where URL templates point and which request parameters they may use.
@@ -792,13 +758,8 @@ impl Shape {
                 }
             }
         }
-        self.fill_segments(params, view);
-    }
-
-    /// A view's path segments, from its values: a field without a value (or an object) falls
-    /// back to the request's parameter of the same name.
-    fn fill_segments<'a>(&self, params: &'a Params, view: &mut View<'a>) {
-        let values = &view.values;
+        // A field without a value (or an object) falls back to the request's parameter of the
+        // same name.
         view.segments.clear();
         view.segments
             .extend(self.segments.iter().map(|&at| match values[at] {
@@ -940,7 +901,7 @@ impl Shape {
                 // whole `clone`.)
                 scratch.slots.clear();
                 scratch.slots.resize_with(self.fields.len(), || None);
-                plan.read(r, &mut scratch.slots, kept, memo, &mut scratch.spare)?;
+                plan.read(r, &mut scratch.slots, kept, memo)?;
                 Ok(self.decode_in_slots(scratch, kept))
             }
             None => r.value().map(|json| {
@@ -955,28 +916,8 @@ impl Shape {
     /// than its instructions: the copies of its odd-sized parts stall the loads that follow
     /// them.)
     fn decode_in_slots(&self, scratch: &mut Scratch, kept: &[bool]) -> Object {
-        let found = self.choose(scratch, kept);
-        let Scratch { slots, from, .. } = scratch;
-        // The entries are made in place, then each field and value is moved into its entry
-        // (a pair made on the stack and copied in stalls the loads that copy it: its parts
-        // were stored in pieces of other sizes).
-        let mut entries: Vec<(Field, Value)> = Vec::with_capacity(found);
-        entries.resize_with(found, || (Field::FIRST, Value::Null));
-        let winners =
-            (self.decoded.iter().zip(from.iter())).filter_map(|(field, i)| i.map(|i| (*field, i)));
-        for (entry, (field, i)) in entries.iter_mut().zip(winners) {
-            entry.0 = field;
-            if let Some(value) = &mut slots[i] {
-                entry.1 = std::mem::take(value);
-            }
-        }
-        Object::from_sorted(entries)
-    }
-
-    /// Finds the rule each decoded field's value comes from (`scratch.from`): the first kept
-    /// rule whose value converts, converted in its slot. Returns how many fields have one.
-    fn choose(&self, scratch: &mut Scratch, kept: &[bool]) -> usize {
-        let Scratch { slots, from, .. } = scratch;
+        let Scratch { slots, from } = scratch;
+        // The rule each decoded field's value comes from.
         from.clear();
         from.resize(self.decoded.len(), None);
         let mut found = 0;
@@ -994,7 +935,20 @@ impl Shape {
                 }
             }
         }
-        found
+        // The entries are made in place, then each field and value is moved into its entry
+        // (a pair made on the stack and copied in stalls the loads that copy it: its parts
+        // were stored in pieces of other sizes).
+        let mut entries: Vec<(Field, Value)> = Vec::with_capacity(found);
+        entries.resize_with(found, || (Field::FIRST, Value::Null));
+        let winners =
+            (self.decoded.iter().zip(from.iter())).filter_map(|(field, i)| i.map(|i| (*field, i)));
+        for (entry, (field, i)) in entries.iter_mut().zip(winners) {
+            entry.0 = field;
+            if let Some(value) = &mut slots[i] {
+                entry.1 = std::mem::take(value);
+            }
+        }
+        Object::from_sorted(entries)
     }
 
     /// Runs the read rules in order over the raw value each one reads (`raw(i, rule)`): the
@@ -1012,7 +966,7 @@ impl Shape {
             .collect();
         let mut scratch = Scratch {
             slots,
-            ..Scratch::default()
+            from: Vec::new(),
         };
         self.decode_in_slots(&mut scratch, &[])
     }
@@ -1322,7 +1276,6 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::canonical::op::{Items, WrittenItems};
     use crate::canonical::Entity;
 
     fn sample(entity: Entity) -> Object {
@@ -1639,106 +1592,6 @@ mod tests {
                 assert!(shape.answer_plan(&quoted).is_none());
             }
         });
-    }
-
-    /// A page translated straight from an upstream's answer into a client's is the canonical
-    /// path's answer byte for byte: decoded for the fields the client shows, URLs rewritten,
-    /// the items the client's dialect cannot show left out, written through the client's
-    /// shape. Every pair of answer shapes of one entity, over items that exercise value maps,
-    /// defaults, empty and null values, escapes, percent-encoded segments and URLs.
-    #[test]
-    fn translated_pages_are_the_canonical_answers() {
-        let dialects = crate::mapping::Dialects::load(None).expect("bundled mappings");
-        let shapes: Vec<&Shape> = dialects
-            .iter()
-            .flat_map(|d| d.routes.iter().filter_map(|r| r.response.as_deref()))
-            .collect();
-        let params = Params::default()
-            .with("org", "a/c me")
-            .with("user", "alice");
-        let upstream = EncodeCtx::new("http://up/api", "http://up", &params);
-        let ctx = EncodeCtx::new("http://p/api", "http://p", &params);
-        let rewrite = |v: &mut Value| {
-            if let Value::String(s) = v {
-                if s.starts_with("http://up") {
-                    s.replace_range(.."http://up".len(), "http://p");
-                }
-            }
-        };
-        let every = |entity: Entity, value: &dyn Fn(&str) -> Value| -> Object {
-            (entity.fields().iter())
-                .map(|(name, ty)| match ty {
-                    FieldType::Str => (*name, value(name)),
-                    _ => (*name, sample(entity).get(name).cloned().unwrap_or_default()),
-                })
-                .collect()
-        };
-        let id: FieldSet = Field::of("id").into_iter().collect();
-        let (mut translated, mut hidden, mut whole) = (0, 0, 0);
-        for reader in &shapes {
-            let mut items = vec![sample(reader.entity), Object::new()];
-            for word in ["limited", "private", "owner", "admin", "", "a/b c", "\"\n"] {
-                items.push(every(reader.entity, &|_| Value::from(word)));
-            }
-            items.push(every(reader.entity, &|name| {
-                Value::from(format!("http://up/x/{name}"))
-            }));
-            items.push(every(reader.entity, &|_| Value::Null));
-            let mut list = Vec::new();
-            for (n, item) in items.iter().enumerate() {
-                list.push(if n == 0 { b'[' } else { b',' });
-                reader.response(item, &upstream).write(&mut list);
-            }
-            list.extend_from_slice(b",{}]");
-            for client in shapes.iter().filter(|s| s.entity == reader.entity) {
-                let Some(t) = reader.translation(client, id) else {
-                    assert!(reader.reads.is_none(), "{} has a read plan", reader.name);
-                    whole += 1;
-                    continue;
-                };
-                let only = client.fields_shown().union(id);
-                let mut objects = reader
-                    .decode_list_slice(&list, Some(only))
-                    .expect("decodes");
-                objects
-                    .iter_mut()
-                    .for_each(|o| o.values_mut().for_each(rewrite));
-                let before = objects.len();
-                objects.retain(|o| client.expresses(o));
-                let mut expected = Vec::new();
-                client.write_list(&objects, &ctx, &mut expected);
-
-                let mut written = WrittenItems::default();
-                t.write_page(&list, &ctx, rewrite, &mut written)
-                    .expect("translates");
-                let pair = format!("{} into {}", reader.name, client.name);
-                assert_eq!(written.len(), before, "{pair}");
-                assert_eq!(written.hidden(), (before - objects.len()) as u64, "{pair}");
-                assert_eq!(written.last_id(), objects.last_id(), "{pair}");
-                hidden += written.hidden();
-                assert_eq!(
-                    String::from_utf8_lossy(&written.into_json()),
-                    String::from_utf8_lossy(&expected),
-                    "{pair}"
-                );
-                translated += 1;
-            }
-        }
-        assert!(
-            translated > 20 && hidden > 0 && whole > 0,
-            "{translated} translated, {hidden} hidden, {whole} read whole"
-        );
-        // What is not a JSON array of objects is an error, as it is for the canonical path.
-        let org = shapes
-            .iter()
-            .find(|s| s.reads.is_some())
-            .expect("a read plan");
-        let t = org.translation(org, id).expect("translates");
-        for bad in [&b"{}"[..], b"[{\"id\":1,}]", b"[1,", b"\xff"] {
-            let mut written = WrittenItems::default();
-            assert!(t.write_page(bad, &ctx, |_| {}, &mut written).is_err());
-            assert!(org.decode_list_slice(bad, Some(id)).is_err());
-        }
     }
 
     /// Whatever an upstream sends, decoding ends in a value or an error, never a crash: deep
