@@ -1110,11 +1110,13 @@ impl UpstreamForge {
                 if s.starts_with(&self.base_url)
                     && origin_ends(s.as_bytes(), self.base_url.len()) =>
             {
-                // In place: the allocator mostly grows a short string where it lies.
-                // (`replace_range` copies the new text in byte by byte.)
-                s.insert_str(0, &self.public_url);
-                let at = self.public_url.len();
-                s.drain(at..at + self.base_url.len());
+                // A new string of the right size, written in two copies: growing the old
+                // one in place reallocated it, and `replace_range` copies byte by byte.
+                let rest = &s[self.base_url.len()..];
+                let mut url = String::with_capacity(self.public_url.len() + rest.len());
+                url.push_str(&self.public_url);
+                url.push_str(rest);
+                *s = url;
             }
             Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
             _ => {}
