@@ -102,8 +102,20 @@ struct Scratch {
     from: Vec<Option<usize>>,
 }
 
-/// The keys of the last object of a list read, by place, with what the plan found for each.
-type KeyMemo<'a, 'p> = Vec<Option<(&'a str, Option<&'p ReadNode>)>>;
+/// The keys of the last object of a list read, by place, with what the plan does with each.
+type KeyMemo<'a, 'p> = Vec<Option<(&'a str, Member<'p>)>>;
+
+/// What reading does with one key's value, decided once per key (and, in a list, once per
+/// place while the objects' keys stay the same).
+#[derive(Clone, Copy)]
+enum Member<'p> {
+    /// Not planned, or read only by rules not kept: checked and stepped over.
+    Skip,
+    /// Read by one kept rule and nothing inside it: built in that rule's slot.
+    Into(usize),
+    /// Anything else: [`ReadPlan::read_member`] works it out.
+    Node(&'p ReadNode),
+}
 
 #[derive(Debug, Default)]
 struct ReadNode {
@@ -145,6 +157,21 @@ impl ReadPlan {
         self.keys.get(key)
     }
 
+    /// What reading does with `key`'s value, with rules not `kept` reading nothing.
+    fn member(&self, key: &str, kept: &[bool]) -> Member<'_> {
+        match self.get(key) {
+            None => Member::Skip,
+            Some(node) if node.inner.keys.is_empty() => {
+                match node.rules.iter().filter(|&&i| is_kept(kept, i)).count() {
+                    0 => Member::Skip,
+                    1 if node.rules.len() == 1 => Member::Into(node.rules[0]),
+                    _ => Member::Node(node),
+                }
+            }
+            Some(node) => Member::Node(node),
+        }
+    }
+
     /// Reads the value the reader is at through this plan: planned values land in their
     /// rules' slots, every other value is checked and skipped without being built. Anything
     /// but an object reads as nothing.
@@ -162,37 +189,37 @@ impl ReadPlan {
         if r.peek() != Some(b'{') {
             return r.skip();
         }
-        let mut member = |r: &mut Reader<'a>, node: Option<&'p ReadNode>| {
-            let Some(node) = node else {
-                return r.skip();
-            };
-            if node.rules.is_empty() {
-                return node.inner.read(r, slots, kept, None);
-            }
-            if node.inner.keys.is_empty() && !node.rules.iter().any(|&i| is_kept(kept, i)) {
-                return r.skip();
-            }
-            // (`rules` is not empty here.) The value is built where it stays, in its rule's
-            // slot: returned and moved there instead, its parts' stores stalled the loads
-            // that copied it.
-            let Some((&last, rest)) = node.rules.split_last() else {
-                return r.skip();
-            };
-            r.value_into(slots[last].insert(Value::Null))?;
-            if !rest.is_empty() || !node.inner.keys.is_empty() {
-                if let Some(value) = slots[last].clone() {
-                    node.inner.fill_from(&value, slots);
-                    for &i in rest {
-                        slots[i] = Some(value.clone());
-                    }
-                }
-            }
-            Ok(())
+        // The value is built where it stays, in its rule's slot: returned and moved there
+        // instead, its parts' stores stalled the loads that copied it.
+        let mut member = |r: &mut Reader<'a>, member: Member<'p>| match member {
+            Member::Skip => r.skip(),
+            Member::Into(i) => r.value_into(slots[i].insert(Value::Null)),
+            Member::Node(node) => Self::read_member(node, r, slots, kept),
         };
         match memo {
-            Some(memo) => r.object_remembered(memo, |key| self.get(key), member),
-            None => r.object(|r, key| member(r, self.get(&key))),
+            Some(memo) => r.object_remembered(memo, |key| self.member(key, kept), member),
+            None => r.object(|r, key| member(r, self.member(&key, kept))),
         }
+    }
+
+    /// A key's value that an object inside it is read from, or that several rules read.
+    fn read_member<'a>(
+        node: &ReadNode,
+        r: &mut Reader<'a>,
+        slots: &mut [Option<Value>],
+        kept: &[bool],
+    ) -> Result<(), Malformed> {
+        let Some((&last, rest)) = node.rules.split_last() else {
+            return node.inner.read(r, slots, kept, None);
+        };
+        r.value_into(slots[last].insert(Value::Null))?;
+        if let Some(value) = slots[last].clone() {
+            node.inner.fill_from(&value, slots);
+            for &i in rest {
+                slots[i] = Some(value.clone());
+            }
+        }
+        Ok(())
     }
 
     /// The same, from a value already built (a planned key that is also read inside).
