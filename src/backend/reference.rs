@@ -2,7 +2,7 @@
 //! Served through the dialect front-ends it is a working GitHub, Gitea (and later GitLab)
 //! organizations API at once: the default upstream for a new user and the upstream in tests.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -54,6 +54,56 @@ struct Membership {
     public: bool,
 }
 
+/// Memberships by organization and by user, as a forge indexes them: a user's organizations
+/// are found without looking at every membership of every organization.
+#[derive(Debug, Default)]
+struct Memberships {
+    by_org: BTreeMap<(u64, u64), Membership>,
+    by_user: BTreeSet<(u64, u64)>,
+}
+
+impl Memberships {
+    fn get(&self, org: u64, user: u64) -> Option<&Membership> {
+        self.by_org.get(&(org, user))
+    }
+
+    fn get_mut(&mut self, org: u64, user: u64) -> Option<&mut Membership> {
+        self.by_org.get_mut(&(org, user))
+    }
+
+    fn insert(&mut self, org: u64, user: u64, membership: Membership) {
+        self.by_user.insert((user, org));
+        self.by_org.insert((org, user), membership);
+    }
+
+    fn remove(&mut self, org: u64, user: u64) {
+        self.by_user.remove(&(user, org));
+        self.by_org.remove(&(org, user));
+    }
+
+    fn remove_org(&mut self, org: u64) {
+        let users: Vec<u64> = self.of_org(org).map(|(user, _)| user).collect();
+        for user in users {
+            self.remove(org, user);
+        }
+    }
+
+    /// An organization's members, by user id.
+    fn of_org(&self, org: u64) -> impl Iterator<Item = (u64, &Membership)> {
+        (self.by_org.range((org, 0)..=(org, u64::MAX))).map(|((_, user), m)| (*user, m))
+    }
+
+    /// A user's organizations, by organization id.
+    fn of_user(&self, user: u64) -> impl Iterator<Item = (u64, &Membership)> {
+        (self.by_user.range((user, 0)..=(user, u64::MAX)))
+            .filter_map(move |&(_, org)| self.get(org, user).map(|m| (org, m)))
+    }
+
+    fn owners(&self, org: u64) -> usize {
+        self.of_org(org).filter(|(_, m)| m.owner).count()
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Event {
     id: u64,
@@ -69,7 +119,7 @@ struct State {
     next_id: u64,
     orgs: BTreeMap<u64, Org>,
     users: BTreeMap<u64, User>,
-    members: BTreeMap<(u64, u64), Membership>,
+    members: Memberships,
     events: Vec<Event>,
     tokens: HashMap<String, u64>,
     /// Uploaded images by org id: media type and bytes.
@@ -223,7 +273,7 @@ impl State {
     }
 
     fn member(&self, org: u64, user: Option<u64>) -> Option<Membership> {
-        user.and_then(|u| self.members.get(&(org, u)).copied())
+        user.and_then(|u| self.members.get(org, u).copied())
     }
 
     fn can_see(&self, org: &Org, caller: &Caller) -> bool {
@@ -335,7 +385,7 @@ impl State {
     }
 
     fn permissions_object(&self, org: u64, user: u64, public_url: &str) -> Object {
-        let m = self.members.get(&(org, user));
+        let m = self.members.get(org, user);
         let owner = m.is_some_and(|m| m.owner);
         let member = m.is_some();
         let mut obj = Object::new();
@@ -538,7 +588,7 @@ impl ReferenceForge {
                         anyhow::anyhow!("seed org {}: unknown user {login}", o.login)
                     })?;
                     let public = o.public_members.contains(login);
-                    st.members.insert((id, uid), Membership { owner, public });
+                    st.members.insert(id, uid, Membership { owner, public });
                 }
             }
         }
@@ -570,25 +620,18 @@ impl ReferenceForge {
             }
             OpKind::OrgListMine => {
                 let me = caller.id().ok_or_else(unauthenticated)?;
-                let ids: Vec<u64> = st
-                    .members
-                    .keys()
-                    .filter(|(_, u)| *u == me)
-                    .map(|(o, _)| *o)
-                    .collect();
+                let ids: Vec<u64> = st.members.of_user(me).map(|(org, _)| org).collect();
                 Ok(Outcome::List(st.org_window(ids, req.paging, url)))
             }
             OpKind::OrgListForUser => {
                 let uid = st.named_user(p)?;
                 let everything = caller.id() == Some(uid) || caller.is_admin();
-                let ids: Vec<u64> = st
-                    .members
-                    .iter()
-                    .filter(|((_, u), m)| *u == uid && (everything || m.public))
-                    .filter(|((o, _), _)| {
-                        everything || st.orgs.get(o).is_some_and(|o| st.can_see(o, &caller))
+                let ids: Vec<u64> = (st.members.of_user(uid))
+                    .filter(|(_, m)| everything || m.public)
+                    .filter(|(org, _)| {
+                        everything || st.orgs.get(org).is_some_and(|o| st.can_see(o, &caller))
                     })
-                    .map(|((o, _), _)| *o)
+                    .map(|(org, _)| org)
                     .collect();
                 Ok(Outcome::List(st.org_window(ids, req.paging, url)))
             }
@@ -658,7 +701,8 @@ impl ReferenceForge {
                     },
                 );
                 st.members.insert(
-                    (id, owner),
+                    id,
+                    owner,
                     Membership {
                         owner: true,
                         public: false,
@@ -745,7 +789,7 @@ impl ReferenceForge {
                 let id = st.managed_org(p, &caller)?;
                 st.orgs.remove(&id);
                 st.avatars.remove(&id);
-                st.members.retain(|(o, _), _| *o != id);
+                st.members.remove_org(id);
                 st.events.retain(|e| e.org != id);
                 Ok(Outcome::Done)
             }
@@ -757,19 +801,16 @@ impl ReferenceForge {
                 let all = req.op == OpKind::MemberList
                     && (caller.is_admin() || st.member(id, caller.id()).is_some());
                 let role = p.get("role").filter(|r| *r != "all");
-                let members: Vec<(&u64, &Membership)> = st
-                    .members
-                    .range((id, 0)..=(id, u64::MAX))
+                let members: Vec<(u64, &Membership)> = (st.members.of_org(id))
                     .filter(|(_, m)| all || m.public)
                     .filter(|(_, m)| role.is_none_or(|r| (r == "admin") == m.owner))
-                    .map(|((_, u), m)| (u, m))
                     .collect();
                 let page = PageOf::window_of(
                     members,
                     req.paging,
-                    |(u, _)| **u,
+                    |(u, _)| *u,
                     |(u, m)| {
-                        let mut user = st.user_object(*u, url);
+                        let mut user = st.user_object(u, url);
                         let role = if m.owner { "owner" } else { "member" };
                         user.insert("org_role", Value::from(role));
                         user
@@ -792,12 +833,8 @@ impl ReferenceForge {
             OpKind::MemberRemove => {
                 let id = st.managed_org(p, &caller)?;
                 let uid = st.named_user(p)?;
-                if let Some(m) = st.members.get(&(id, uid)) {
-                    let owners = st
-                        .members
-                        .iter()
-                        .filter(|((o, _), m)| *o == id && m.owner)
-                        .count();
+                if let Some(m) = st.members.get(id, uid) {
+                    let owners = st.members.owners(id);
                     if m.owner && owners == 1 {
                         return Err(CanonicalError::validation(
                             "user",
@@ -805,7 +842,7 @@ impl ReferenceForge {
                             "cannot remove the last owner of the organization",
                         ));
                     }
-                    st.members.remove(&(id, uid));
+                    st.members.remove(id, uid);
                     let login = st.login_of(uid);
                     st.record(
                         "member_removed",
@@ -824,13 +861,9 @@ impl ReferenceForge {
                     .get("is_owner")
                     .and_then(Value::as_bool)
                     .unwrap_or(false);
-                let existing = st.members.get(&(id, uid)).copied();
+                let existing = st.members.get(id, uid).copied();
                 if existing.is_some_and(|m| m.owner) && !owner {
-                    let owners = st
-                        .members
-                        .iter()
-                        .filter(|((o, _), m)| *o == id && m.owner)
-                        .count();
+                    let owners = st.members.owners(id);
                     if owners == 1 {
                         return Err(CanonicalError::validation(
                             "role",
@@ -840,7 +873,7 @@ impl ReferenceForge {
                     }
                 }
                 let public = existing.is_some_and(|m| m.public);
-                st.members.insert((id, uid), Membership { owner, public });
+                st.members.insert(id, uid, Membership { owner, public });
                 if existing.is_none() {
                     let login = st.login_of(uid);
                     st.record("member_added", caller.id(), id, format!("added {login}"));
@@ -865,7 +898,7 @@ impl ReferenceForge {
                     ));
                 }
                 let public = req.op == OpKind::PublicMemberPublicize;
-                let changed = match st.members.get_mut(&(id, uid)) {
+                let changed = match st.members.get_mut(id, uid) {
                     Some(m) if m.public != public => {
                         m.public = public;
                         true
