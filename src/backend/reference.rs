@@ -1046,6 +1046,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn memberships_by_user_follow_every_change() {
+        let member = Membership {
+            owner: false,
+            public: false,
+        };
+        let owner = Membership {
+            owner: true,
+            public: true,
+        };
+        let mut m = Memberships::default();
+        for (org, user) in [(3, 7), (1, 7), (2, 7), (1, 8), (2, 9)] {
+            m.insert(org, user, member);
+        }
+        m.insert(2, 8, owner);
+        m.insert(2, 8, owner); // again: still one membership
+        let orgs_of = |m: &Memberships, user| m.of_user(user).map(|(o, _)| o).collect::<Vec<_>>();
+        assert_eq!(orgs_of(&m, 7), [1, 2, 3]);
+        assert_eq!(orgs_of(&m, 8), [1, 2]);
+        assert_eq!(m.owners(2), 1);
+        assert!(m.of_user(8).any(|(o, ms)| o == 2 && ms.owner));
+
+        m.remove(1, 7);
+        assert_eq!(orgs_of(&m, 7), [2, 3]);
+        m.remove_org(2);
+        assert_eq!(orgs_of(&m, 7), [3]);
+        assert_eq!(orgs_of(&m, 8), [1]);
+        assert!(orgs_of(&m, 9).is_empty());
+        assert_eq!(m.of_org(2).count(), 0);
+        assert_eq!(m.by_user.len(), m.by_org.len());
+    }
+
+    #[test]
     fn login_rules() {
         for ok in ["a", "acme", "a-b", "a.b_c", "A1"] {
             assert!(valid_login(ok), "{ok}");
