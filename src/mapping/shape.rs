@@ -972,7 +972,8 @@ impl Shape {
         for (entry, (field, i)) in entries.iter_mut().zip(winners) {
             entry.0 = field;
             if let Some(value) = &mut slots[i] {
-                entry.1 = std::mem::take(value);
+                // Swapped, not taken: assigning would drop the entry's `Null` by a call.
+                std::mem::swap(&mut entry.1, value);
             }
         }
         Object::from_sorted(entries)
