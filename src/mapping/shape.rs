@@ -161,13 +161,11 @@ impl ReadPlan {
     fn member(&self, key: &str, kept: &[bool]) -> Member<'_> {
         match self.get(key) {
             None => Member::Skip,
-            Some(node) if node.inner.keys.is_empty() => {
-                match node.rules.iter().filter(|&&i| is_kept(kept, i)).count() {
-                    0 => Member::Skip,
-                    1 if node.rules.len() == 1 => Member::Into(node.rules[0]),
-                    _ => Member::Node(node),
-                }
-            }
+            Some(node) if node.inner.keys.is_empty() => match node.rules[..] {
+                _ if !node.rules.iter().any(|&i| is_kept(kept, i)) => Member::Skip,
+                [only] => Member::Into(only),
+                _ => Member::Node(node),
+            },
             Some(node) => Member::Node(node),
         }
     }
