@@ -1106,10 +1106,7 @@ impl UpstreamForge {
     /// The same for one value (and the values of a nested object).
     fn rewrite_url(&self, value: &mut Value) {
         match value {
-            Value::String(s)
-                if s.starts_with(&self.base_url)
-                    && origin_ends(s.as_bytes(), self.base_url.len()) =>
-            {
+            Value::String(s) if has_origin(s.as_bytes(), self.base_url.as_bytes()) => {
                 // A new string of the right size, written in two copies: growing the old
                 // one in place reallocated it, and `replace_range` copies byte by byte.
                 let rest = &s[self.base_url.len()..];
@@ -1122,6 +1119,14 @@ impl UpstreamForge {
             _ => {}
         }
     }
+}
+
+/// Whether `text` starts with the origin `base`. The origin's last byte is compared first:
+/// most strings that are not URLs (names, descriptions) differ there, without a `memcmp` call.
+fn has_origin(text: &[u8], base: &[u8]) -> bool {
+    text.get(..base.len())
+        .is_some_and(|head| head.last() == base.last() && head == base)
+        && origin_ends(text, base.len())
 }
 
 /// Whether an origin found in `text` ends at `at`: not followed by more of a host name or a
@@ -1277,6 +1282,11 @@ mod tests {
             ("http://up/avatars/1", "https://proxy.example/fb/avatars/1"),
             ("http://upper.example/a", "http://upper.example/a"),
             ("http://up:8080/a", "http://up:8080/a"),
+            ("http://up", "https://proxy.example/fb"),
+            // The origin's last byte matches, an earlier one does not; too short; not a URL.
+            ("http://xp/a", "http://xp/a"),
+            ("http:/", "http:/"),
+            ("acme", "acme"),
         ] {
             let mut value = Value::from(url);
             upstream.rewrite_url(&mut value);

@@ -52,6 +52,8 @@ pub struct Shape {
     /// The canonical fields the written rules read: the looked-up ones, and the ones a strict
     /// rule checks before an object is shown at all.
     shown: FieldSet,
+    /// The strict rules (a value outside their map keeps an object from being shown).
+    strict: Vec<usize>,
     /// The answer compiled for the first roots it was written with.
     answer: OnceLock<Option<AnswerPlan>>,
 }
@@ -549,15 +551,19 @@ impl Shape {
             .iter()
             .map(|rule| json_key(rule.path.last().unwrap_or(&rule.key)))
             .collect();
-        let strict = fields.iter().filter(|r| r.strict);
-        let strict = strict.filter_map(|r| match &r.source {
+        let strict: Vec<usize> = (fields.iter().enumerate())
+            .filter(|(_, r)| r.strict)
+            .map(|(i, _)| i)
+            .collect();
+        let strict_fields = strict.iter().filter_map(|&i| match &fields[i].source {
             Source::Canonical(f) => Field::of(f),
             _ => None,
         });
-        let shown = looked_up.iter().copied().chain(strict).collect();
+        let shown = looked_up.iter().copied().chain(strict_fields).collect();
         Shape {
             answer: OnceLock::new(),
             shown,
+            strict,
             json_keys,
             looked_up,
             lookups,
@@ -805,15 +811,12 @@ impl Shape {
 
     /// Whether this dialect can show the object: every strict field's value is in its map.
     pub fn expresses(&self, obj: &Object) -> bool {
-        self.fields
-            .iter()
-            .filter(|r| r.strict)
-            .all(|r| match (&r.source, &r.values) {
-                (Source::Canonical(f), Some(map)) => obj
-                    .get(f)
-                    .is_none_or(|v| v.is_null() || map.to_dialect(v).is_some()),
-                _ => true,
-            })
+        (self.strict.iter().map(|&i| &self.fields[i])).all(|r| match (&r.source, &r.values) {
+            (Source::Canonical(f), Some(map)) => obj
+                .get(f)
+                .is_none_or(|v| v.is_null() || map.to_dialect(v).is_some()),
+            _ => true,
+        })
     }
 
     /// Canonical → a request body in this dialect: only the values the caller supplied.
