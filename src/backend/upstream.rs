@@ -20,6 +20,7 @@ use crate::canonical::{
     Outcome, PageOf, Paging, Params,
 };
 use crate::dialect::{auth, errors, paging};
+use crate::mapping::rebase::{origin_ends, Rebase};
 use crate::mapping::shape::encode_segment;
 use crate::mapping::{Dialect, PagingStyle, Route};
 
@@ -30,11 +31,11 @@ const PAGES_AT_ONCE: usize = 4;
 
 pub struct UpstreamForge {
     dialect: Arc<Dialect>,
-    base_url: String,
+    /// The upstream's origin and the proxy's public URL, that URLs on the first are shown on.
+    rebase: Arc<Rebase>,
     api_root: String,
     /// The Host header of every call, built once (the client would format it per request).
     host: http::HeaderValue,
-    public_url: String,
     transport: Transport,
     max_walk_pages: u64,
     variant: Option<String>,
@@ -101,9 +102,8 @@ impl UpstreamForge {
             origin: finder,
             host,
             dialect,
-            base_url: origin,
+            rebase: Arc::new(Rebase::new(&origin, public_url)),
             api_root,
-            public_url: public_url.trim_end_matches('/').to_string(),
             transport: Transport::new(timeout, MAX_UPSTREAM_BODY),
             max_walk_pages,
             variant,
@@ -371,7 +371,7 @@ impl UpstreamForge {
                                 req.op.name()
                             )));
                         };
-                        self.rewrite_urls(&mut obj);
+                        self.rebase.object(&mut obj);
                         Some(obj)
                     }
                     _ => None,
@@ -801,18 +801,16 @@ impl UpstreamForge {
             return Err(self.upstream_error(route, req, &answer));
         }
         let fields = req.fields_shown.map(|shown| shown.union(read_here));
-        let mut items: Vec<Object> = match &route.response {
+        // Items are scanned, not decoded: each is read when its fields are asked for.
+        let items: Vec<Object> = match &route.response {
             Some(shape) => shape
-                .decode_list_slice(&answer.body, fields)
+                .scan_list(&answer.body, fields, &self.rebase)
                 .map_err(|_| self.garbled())?,
             None => match serde_json::from_slice::<Value>(&answer.body) {
                 Ok(Value::Array(_)) => Vec::new(),
                 _ => return Err(self.garbled()),
             },
         };
-        for item in &mut items {
-            self.rewrite_urls(item);
-        }
         let links = answer
             .link
             .as_deref()
@@ -1001,7 +999,7 @@ impl UpstreamForge {
         let mut from = 0;
         for at in found {
             out.extend_from_slice(&text[from..at]);
-            out.extend_from_slice(self.public_url.as_bytes());
+            out.extend_from_slice(self.rebase.public_url().as_bytes());
             from = at + skip;
         }
         out.extend_from_slice(&text[from..]);
@@ -1068,7 +1066,7 @@ impl UpstreamForge {
             err.kind = kind;
             err.detail = format!("the {} upstream refused the caller", self.dialect.name);
         }
-        err.detail = err.detail.replace(&self.base_url, &self.public_url);
+        err.detail = (err.detail).replace(self.rebase.origin(), self.rebase.public_url());
         if err.kind == ErrorKind::Conflict {
             let name = req
                 .params
@@ -1095,45 +1093,6 @@ impl UpstreamForge {
         }
         err
     }
-
-    /// Points URLs at the upstream's origin to the proxy's public URL instead.
-    fn rewrite_urls(&self, obj: &mut Object) {
-        for value in obj.values_mut() {
-            self.rewrite_url(value);
-        }
-    }
-
-    /// The same for one value (and the values of a nested object).
-    fn rewrite_url(&self, value: &mut Value) {
-        match value {
-            Value::String(s) if has_origin(s.as_bytes(), self.base_url.as_bytes()) => {
-                // A new string of the right size, written in two copies: growing the old
-                // one in place reallocated it, and `replace_range` copies byte by byte.
-                let rest = &s[self.base_url.len()..];
-                let mut url = String::with_capacity(self.public_url.len() + rest.len());
-                url.push_str(&self.public_url);
-                url.push_str(rest);
-                *s = url;
-            }
-            Value::Object(inner) => inner.values_mut().for_each(|v| self.rewrite_url(v)),
-            _ => {}
-        }
-    }
-}
-
-/// Whether `text` starts with the origin `base`. The origin's last byte is compared first:
-/// most strings that are not URLs (names, descriptions) differ there, without a `memcmp` call.
-fn has_origin(text: &[u8], base: &[u8]) -> bool {
-    text.get(..base.len())
-        .is_some_and(|head| head.last() == base.last() && head == base)
-        && origin_ends(text, base.len())
-}
-
-/// Whether an origin found in `text` ends at `at`: not followed by more of a host name or a
-/// port (`http://up` is not the origin of `http://upper.example` or `http://up:8080`).
-fn origin_ends(text: &[u8], at: usize) -> bool {
-    text.get(at)
-        .is_none_or(|&c| !(c.is_ascii_alphanumeric() || b".-_:@".contains(&c)))
 }
 
 /// The fields a search the upstream cannot do looks in, here.
@@ -1202,7 +1161,7 @@ fn input_login(req: &CanonicalRequest) -> Option<String> {
 
 impl Backend for UpstreamForge {
     fn describe(&self) -> String {
-        format!("{} upstream at {}", self.dialect.name, self.base_url)
+        format!("{} upstream at {}", self.dialect.name, self.rebase.origin())
     }
 
     fn execute(&self, req: CanonicalRequest) -> BoxFuture<'_, Result<Outcome, CanonicalError>> {
@@ -1215,7 +1174,7 @@ impl Backend for UpstreamForge {
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
         Box::pin(async move {
-            let url = format!("{}/avatars/{}", self.base_url, encode_path(rest));
+            let url = format!("{}/avatars/{}", self.rebase.origin(), encode_path(rest));
             let request = http::Request::get(url).body(Bytes::new()).ok()?;
             let reply = self.transport.send(&request).await.ok()?;
             if !reply.status.is_success() {
@@ -1289,7 +1248,7 @@ mod tests {
             ("acme", "acme"),
         ] {
             let mut value = Value::from(url);
-            upstream.rewrite_url(&mut value);
+            upstream.rebase.value(&mut value);
             assert_eq!(value, rewritten);
         }
     }

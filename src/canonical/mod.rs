@@ -8,6 +8,6 @@ pub mod op;
 pub mod schema;
 
 pub use error::{CanonicalError, ErrorKind, ValidationCode};
-pub use object::{Field, FieldSet, Object};
+pub use object::{Field, FieldSet, Object, Unread, UnreadPage};
 pub use op::{CanonicalRequest, Credential, OpKind, Outcome, PageOf, Paging, Params};
 pub use schema::{Entity, FieldType};

@@ -1,8 +1,12 @@
 //! Canonical objects: each value under its field's place in the table of every canonical field
 //! name (`schema`), kept in that order. No key is allocated, compared as a string, or freed per
 //! object; shapes look fields up by place ([`Field`]), resolved once when a mapping is loaded.
+//! An object may also be an upstream's item not read yet ([`Unread`]): its fields are read
+//! the first time anything asks for them.
 
-use std::sync::LazyLock;
+use std::any::Any;
+use std::fmt;
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use serde_json::Value;
 
@@ -78,10 +82,37 @@ impl FromIterator<Field> for FieldSet {
 }
 
 /// A canonical object: canonical fields (see `schema`) to values.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Object {
-    /// Sorted by field, each field at most once.
+    /// Sorted by field, each field at most once (an unread object's are in `unread`).
     fields: Vec<(Field, Value)>,
+    unread: Option<Unread>,
+}
+
+/// A page of an upstream's list whose items are found but not read: the upstream layer
+/// knows where each item's values lie, and reads an item's fields when they are first asked
+/// for. An answer in a dialect that can be written from the page's text directly (a
+/// translation compiled for the pair of shapes) never reads them at all.
+pub trait UnreadPage: Send + Sync + fmt::Debug {
+    /// Item `index`'s fields, sorted by field, each at most once.
+    fn read(&self, index: usize) -> Vec<(Field, Value)>;
+
+    /// The page itself, for the writer that knows its kind.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// An item of an [`UnreadPage`], and its fields once read.
+#[derive(Debug, Clone)]
+pub struct Unread {
+    pub page: Arc<dyn UnreadPage>,
+    pub index: usize,
+    fields: OnceLock<Vec<(Field, Value)>>,
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Object) -> bool {
+        self.entries() == other.entries()
+    }
 }
 
 impl Object {
@@ -92,21 +123,61 @@ impl Object {
     /// An object from fields already in order, each once (as a shape decodes them).
     pub(crate) fn from_sorted(fields: Vec<(Field, Value)>) -> Object {
         debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0));
-        Object { fields }
+        Object {
+            fields,
+            unread: None,
+        }
+    }
+
+    /// Item `index` of an unread page, read when its fields are first asked for.
+    pub fn unread(page: Arc<dyn UnreadPage>, index: usize) -> Object {
+        Object {
+            fields: Vec::new(),
+            unread: Some(Unread {
+                page,
+                index,
+                fields: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The page item this object still is, unchanged: None once anything has changed it
+    /// (reading its fields does not).
+    pub fn as_unread(&self) -> Option<&Unread> {
+        self.unread.as_ref()
+    }
+
+    /// Fields (as places) and values, in name order.
+    pub(crate) fn entries(&self) -> &[(Field, Value)] {
+        match &self.unread {
+            None => &self.fields,
+            Some(u) => u.fields.get_or_init(|| u.page.read(u.index)),
+        }
+    }
+
+    /// The fields, to change: an unread object is read first, and is no longer its item.
+    fn entries_mut(&mut self) -> &mut Vec<(Field, Value)> {
+        if let Some(u) = self.unread.take() {
+            self.fields = u
+                .fields
+                .into_inner()
+                .unwrap_or_else(|| u.page.read(u.index));
+        }
+        &mut self.fields
     }
 
     fn find(&self, field: Field) -> Result<usize, usize> {
-        self.fields.binary_search_by_key(&field, |(f, _)| *f)
+        self.entries().binary_search_by_key(&field, |(f, _)| *f)
     }
 
     pub fn get(&self, name: &str) -> Option<&Value> {
         let at = self.find(Field::of(name)?).ok()?;
-        Some(&self.fields[at].1)
+        Some(&self.entries()[at].1)
     }
 
     pub fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
         let at = self.find(Field::of(name)?).ok()?;
-        Some(&mut self.fields[at].1)
+        Some(&mut self.entries_mut()[at].1)
     }
 
     pub fn contains_key(&self, name: &str) -> bool {
@@ -120,10 +191,12 @@ impl Object {
             debug_assert!(false, "{name} is not a canonical field");
             return None;
         };
-        match self.find(field) {
-            Ok(at) => Some(std::mem::replace(&mut self.fields[at].1, value)),
+        let found = self.find(field);
+        let fields = self.entries_mut();
+        match found {
+            Ok(at) => Some(std::mem::replace(&mut fields[at].1, value)),
             Err(at) => {
-                self.fields.insert(at, (field, value));
+                fields.insert(at, (field, value));
                 None
             }
         }
@@ -138,34 +211,34 @@ impl Object {
 
     pub fn remove(&mut self, name: &str) -> Option<Value> {
         let at = self.find(Field::of(name)?).ok()?;
-        Some(self.fields.remove(at).1)
+        Some(self.entries_mut().remove(at).1)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.entries().is_empty()
     }
 
     /// Fields and values, in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, &Value)> {
-        self.fields.iter().map(|(f, v)| (f.name(), v))
+        self.entries().iter().map(|(f, v)| (f.name(), v))
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.fields.iter().map(|(f, _)| f.name())
-    }
-
-    /// Fields (as places) and values, in name order.
-    pub(crate) fn entries(&self) -> &[(Field, Value)] {
-        &self.fields
+        self.entries().iter().map(|(f, _)| f.name())
     }
 
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Value> {
-        self.fields.iter_mut().map(|(_, v)| v)
+        self.entries_mut().iter_mut().map(|(_, v)| v)
+    }
+
+    /// The fields (as places) and values, in name order.
+    pub(crate) fn into_entries(mut self) -> Vec<(Field, Value)> {
+        std::mem::take(self.entries_mut())
     }
 
     /// The object as a JSON map (a nested canonical object is kept as one inside a value).
     pub fn into_map(self) -> serde_json::Map<String, Value> {
-        self.fields
+        self.into_entries()
             .into_iter()
             .map(|(f, v)| (f.name().to_string(), v))
             .collect()
@@ -178,7 +251,7 @@ impl Object {
             .filter_map(|(k, v)| Field::of(k).map(|f| (f, v.clone())))
             .collect();
         fields.sort_by_key(|(f, _)| *f);
-        Object { fields }
+        Object::from_sorted(fields)
     }
 }
 
@@ -199,7 +272,7 @@ impl<'a> IntoIterator for &'a Object {
         fn(&'a (Field, Value)) -> (&'static str, &'a Value),
     >;
     fn into_iter(self) -> Self::IntoIter {
-        self.fields.iter().map(|(f, v)| (f.name(), v))
+        self.entries().iter().map(|(f, v)| (f.name(), v))
     }
 }
 

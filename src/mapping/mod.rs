@@ -5,6 +5,7 @@ pub mod body;
 mod compile;
 mod raw;
 mod reader;
+pub mod rebase;
 pub mod shape;
 pub mod template;
 

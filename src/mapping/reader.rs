@@ -47,6 +47,20 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A reader over text already checked (a value found in an answer read before).
+    pub fn over(text: &'a str) -> Reader<'a> {
+        Reader {
+            text,
+            at: 0,
+            depth: 0,
+        }
+    }
+
+    /// The whole text read.
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
     /// How far into the text the reader is, in bytes.
     pub fn place(&self) -> usize {
         self.at
@@ -293,6 +307,16 @@ impl<'a> Reader<'a> {
                 break;
             }
         }
+    }
+
+    /// Checks and steps over one value as [`Reader::skip`] does; true where it was a string
+    /// without escapes (its text between the quotes is then the string itself).
+    pub fn skip_noting_plain(&mut self) -> Result<bool, Malformed> {
+        if self.peek() != Some(b'"') {
+            return self.skip().map(|()| false);
+        }
+        self.at += 1;
+        Ok(matches!(self.string()?, Cow::Borrowed(_)))
     }
 
     fn skip_key(&mut self) -> Result<(), Malformed> {

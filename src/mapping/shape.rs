@@ -3,10 +3,12 @@
 //! only walks these vectors.
 
 mod answer;
+mod pair;
+mod scan;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -15,7 +17,10 @@ use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
 
 use self::answer::AnswerPlan;
+use self::pair::PairPlan;
+use self::scan::ScannedPage;
 use super::reader::{Malformed, Reader};
+use super::rebase;
 use super::template::{Part, Template};
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
@@ -36,6 +41,9 @@ pub struct Shape {
     /// once and skips everything else; None where a rule needs the whole document (a JSONPath
     /// query, a merged shape).
     reads: Option<ReadPlan>,
+    /// Whether every key the read plan reads is a top-level one: lists of this shape are then
+    /// scanned (`scan`) rather than decoded.
+    flat_reads: bool,
     /// The canonical fields the read rules decode into, sorted, and each rule's place in it:
     /// decoding fills slots (the first rule to yield a field wins), then builds the object.
     decoded: Vec<Field>,
@@ -56,7 +64,12 @@ pub struct Shape {
     strict: Vec<usize>,
     /// The answer compiled for the first roots it was written with.
     answer: OnceLock<Option<AnswerPlan>>,
+    /// That answer compiled for items of each upstream shape met in a scanned page (`pair`).
+    pairs: Mutex<Vec<PairEntry>>,
 }
+
+/// An upstream shape, and this shape's answer compiled for its items (None: not compilable).
+type PairEntry = (Weak<Shape>, Option<Arc<PairPlan>>);
 
 /// Where one written rule finds its canonical values among [`Shape::looked_up`].
 #[derive(Debug, Default)]
@@ -87,6 +100,13 @@ enum UrlPart {
 struct View<'a> {
     values: Vec<Option<&'a Value>>,
     segments: Vec<Option<Cow<'a, str>>>,
+}
+
+/// The pair plan a list being written last chose, and for which page shape and rebase.
+#[derive(Default)]
+struct PairChoice {
+    key: Option<(*const Shape, *const rebase::Rebase)>,
+    plan: Option<Arc<PairPlan>>,
 }
 
 /// The keys one JSON object level is read for. The table is built once from the mapping file
@@ -434,6 +454,11 @@ impl NodeIdPrefix {
                 &text
             }
         };
+        self.write_id(out, id);
+    }
+
+    /// The same, from the id's text.
+    fn write_id(&self, out: &mut Vec<u8>, id: &str) {
         let (mut short, long);
         let len = self.rest.len() + id.len();
         let tail: &[u8] = if len <= 32 {
@@ -481,6 +506,7 @@ impl Shape {
             level.push(Out::Rule(i));
         }
         let reads = ReadPlan::build(&fields);
+        let flat_reads = reads.as_ref().is_some_and(ReadPlan::is_flat);
         let read_field = |r: &FieldRule| match (&r.read, &r.source) {
             (Some(_), Source::Canonical(field)) => Field::of(field),
             _ => None,
@@ -562,6 +588,8 @@ impl Shape {
         let shown = looked_up.iter().copied().chain(strict_fields).collect();
         Shape {
             answer: OnceLock::new(),
+            pairs: Mutex::default(),
+            flat_reads,
             shown,
             strict,
             json_keys,
@@ -580,18 +608,76 @@ impl Shape {
     }
 
     /// Appends a JSON array of this shape's answers for `items` (one view kept for them all).
+    /// Items still as an upstream page holds them are written from its text where this shape
+    /// has a plan for the page's shape (`pair`).
     pub fn write_list(&self, items: &[Object], ctx: &EncodeCtx<'_>, out: &mut Vec<u8>) {
         let mut view = View::default();
         let plan = self.answer_plan(ctx);
+        let mut pair = PairChoice::default();
         out.push(b'[');
         for (n, item) in items.iter().enumerate() {
             if n > 0 {
                 out.push(b',');
             }
+            if let Some(plan) = plan {
+                if self.write_scanned(item, plan, ctx, &mut pair, out) {
+                    continue;
+                }
+            }
             self.fill_view(item, ctx.params, &mut view);
             self.write_object(plan, &view, ctx, out);
         }
         out.push(b']');
+    }
+
+    /// Writes an item that is still a scanned page's straight from the page's text, where this
+    /// shape has a pair plan for the page's shape and the item's values are plain; false
+    /// (nothing written) otherwise.
+    fn write_scanned(
+        &self,
+        item: &Object,
+        answer: &AnswerPlan,
+        ctx: &EncodeCtx<'_>,
+        choice: &mut PairChoice,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(unread) = item.as_unread() else {
+            return false;
+        };
+        let Some(page) = unread.page.as_any().downcast_ref::<ScannedPage>() else {
+            return false;
+        };
+        let key = (Arc::as_ptr(&page.shape), Arc::as_ptr(&page.rebase));
+        if choice.key != Some(key) {
+            choice.key = Some(key);
+            choice.plan = self
+                .pair_plan(&page.shape, answer)
+                .filter(|_| pair::plain_rebase(page));
+        }
+        let Some(plan) = &choice.plan else {
+            return false;
+        };
+        let mark = out.len();
+        if plan.write(self, answer, page, unread.index, ctx, out) {
+            return true;
+        }
+        out.truncate(mark);
+        false
+    }
+
+    /// This shape's answer compiled for items of `upstream`, made the first time a page of
+    /// them is written.
+    fn pair_plan(&self, upstream: &Arc<Shape>, answer: &AnswerPlan) -> Option<Arc<PairPlan>> {
+        let mut pairs = self.pairs.lock().ok()?;
+        let found = pairs
+            .iter()
+            .find(|(shape, _)| std::ptr::eq(shape.as_ptr(), Arc::as_ptr(upstream)));
+        if let Some((_, plan)) = found {
+            return plan.clone();
+        }
+        let plan = PairPlan::build(self, answer, upstream).map(Arc::new);
+        pairs.push((Arc::downgrade(upstream), plan.clone()));
+        plan
     }
 
     /// Canonical → a response body in this dialect, serialized straight to bytes without an

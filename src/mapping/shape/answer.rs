@@ -9,12 +9,12 @@ pub(super) struct AnswerPlan {
     /// The roots the plan was made for: its text holds them.
     api: Box<str>,
     web: Box<str>,
-    text: Box<[u8]>,
-    steps: Box<[Step]>,
+    pub(super) text: Box<[u8]>,
+    pub(super) steps: Box<[Step]>,
 }
 
 #[derive(Debug)]
-enum Step {
+pub(super) enum Step {
     /// A run of `text`, from and to.
     Text(usize, usize),
     /// A rule's value, as written after its key ([`Shape::write_rule_value`]).
