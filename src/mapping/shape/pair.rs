@@ -288,7 +288,7 @@ mod tests {
     use crate::mapping::shape::PairChoice;
 
     /// A field's value by its name and type (None: left out).
-    type Pick = dyn Fn(&str, FieldType) -> Option<Value>;
+    type Pick<'a> = dyn Fn(&str, FieldType) -> Option<Value> + 'a;
 
     /// A canonical object of `entity` whose values `value` picks by field type and name.
     fn object(entity: Entity, value: impl Fn(&str, FieldType) -> Option<Value>) -> Object {
@@ -312,7 +312,7 @@ mod tests {
             FieldType::Str => Some(Value::from(format!("v-{name}"))),
             FieldType::Object(_) => None,
         };
-        let variants: [&Pick; 7] = [
+        let variants: [&Pick<'_>; 7] = [
             &plain,
             &|name, ty| match ty {
                 FieldType::Str => Some(Value::from(format!("q\"{name}\" é"))),
