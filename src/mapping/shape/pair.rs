@@ -4,6 +4,8 @@
 //! without escapes, integers, booleans, null). An item with any other value is read into a
 //! canonical object and written the general way instead; both ways write the same bytes.
 
+use std::borrow::Cow;
+
 use super::answer::{AnswerPlan, Step};
 use super::scan::{ScannedPage, Span};
 use super::{encode_segment, json_plain, write_value, Compute, EncodeCtx, Shape, Source, UrlPart};
@@ -15,7 +17,12 @@ pub(super) struct PairPlan {
     /// For each canonical field the answer shows, the upstream rules that decode it, in
     /// order: the first whose value converts gives the field.
     fields: Vec<Vec<Source1>>,
+    /// The fields URLs use as path segments (places in `fields`), each with its name (a
+    /// missing value falls back to the request's parameter of that name).
+    segments: Vec<(usize, Field)>,
     steps: Vec<PairStep>,
+    /// The answer's fixed text per item, to reserve room once.
+    fixed: usize,
 }
 
 /// An upstream rule that decodes a field, and what converting its value involves.
@@ -35,8 +42,8 @@ enum PairStep {
     Value { field: usize, missing: Box<[u8]> },
     /// A GitHub node id from the field of the id: rule `rule`'s.
     NodeId { field: usize, rule: usize },
-    /// A URL's path segment from a field, or from the request's parameter of its name.
-    Segment { field: usize, name: Field },
+    /// A URL's path segment (a place in `segments`).
+    Segment(usize),
     /// A URL's placeholder that is a request parameter.
     Param(Box<str>),
     /// A rule written as the general way writes it, needing no canonical value.
@@ -64,7 +71,9 @@ impl PairPlan {
         }
         let mut plan = PairPlan {
             fields: Vec::new(),
+            segments: Vec::new(),
             steps: Vec::new(),
+            fixed: answer.text.len(),
         };
         let mut shown: Vec<Field> = Vec::new();
         let mut need = |plan: &mut PairPlan, field: Field| -> Option<usize> {
@@ -110,17 +119,22 @@ impl PairPlan {
                 }
                 Step::Placeholder(UrlPart::Segment(at)) => {
                     let name = *client.looked_up.get(*client.segments.get(*at)?)?;
-                    PairStep::Segment {
-                        field: need(&mut plan, name)?,
-                        name,
-                    }
+                    let field = need(&mut plan, name)?;
+                    let at = match plan.segments.iter().position(|&(f, _)| f == field) {
+                        Some(at) => at,
+                        None => {
+                            plan.segments.push((field, name));
+                            plan.segments.len() - 1
+                        }
+                    };
+                    PairStep::Segment(at)
                 }
                 Step::Placeholder(UrlPart::Param(name)) => PairStep::Param(name.clone()),
                 Step::Placeholder(_) => return None,
             };
             plan.steps.push(step);
         }
-        (plan.fields.len() <= MOST_FIELDS).then_some(plan)
+        (plan.fields.len() <= MOST_FIELDS && plan.segments.len() <= MOST_FIELDS).then_some(plan)
     }
 
     /// Writes item `index` of `page` as `client` answers it; false (with `out` part-written)
@@ -143,6 +157,22 @@ impl PairPlan {
             }
         }
         let rebase = &page.rebase;
+        // Each segment is percent-encoded once, for all the URLs that use it.
+        let mut segments: [Cow<'_, str>; MOST_FIELDS] = Default::default();
+        for (segment, &(field, name)) in segments.iter_mut().zip(&self.segments) {
+            *segment = match found[field] {
+                Plain::Str(s) => match rebase.rest(s) {
+                    None => encode_segment(s),
+                    Some(_) => Cow::Owned(encode_segment(&rebase.text(s)).into_owned()),
+                },
+                Plain::Literal(t) => encode_segment(t),
+                Plain::Null | Plain::Missing => ctx
+                    .params
+                    .get(name.name())
+                    .map_or(Cow::Borrowed(""), encode_segment),
+            };
+        }
+        out.reserve(self.fixed + 64 * self.fields.len());
         for step in &self.steps {
             match step {
                 PairStep::Text(from, to) => out.extend_from_slice(&answer.text[*from..*to]),
@@ -172,18 +202,10 @@ impl PairPlan {
                         Plain::Null | Plain::Missing => out.extend_from_slice(b"null"),
                     }
                 }
-                PairStep::Segment { field, name } => match found[*field] {
-                    Plain::Str(s) => push_segment(out, &rebase.text(s)),
-                    Plain::Literal(t) => push_segment(out, t),
-                    Plain::Null | Plain::Missing => {
-                        if let Some(p) = ctx.params.get(name.name()) {
-                            push_segment(out, p);
-                        }
-                    }
-                },
+                PairStep::Segment(at) => out.extend_from_slice(segments[*at].as_bytes()),
                 PairStep::Param(name) => {
                     if let Some(value) = ctx.params.get(name) {
-                        push_segment(out, value);
+                        out.extend_from_slice(encode_segment(value).as_bytes());
                     }
                 }
                 PairStep::Rule(i) => client.write_rule_value(*i, &View::default(), ctx, out),
@@ -195,11 +217,6 @@ impl PairPlan {
 
 /// The most fields an answer written from a page may show.
 const MOST_FIELDS: usize = 16;
-
-/// Appends a URL's path segment, percent-encoded.
-fn push_segment(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(encode_segment(s).as_bytes());
-}
 
 /// The upstream rules that decode `field`, in order, or None where one of them does more
 /// than copy its value (a value map, a base64 image, a nested shape, a read inside a value).
