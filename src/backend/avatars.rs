@@ -57,6 +57,11 @@ impl AvatarKeeper {
         }
     }
 
+    /// Whether no image is kept yet.
+    fn keeps_none(&self) -> bool {
+        self.images.read().is_ok_and(|images| images.is_empty())
+    }
+
     fn store(&self, id: u64, image: (String, Bytes)) {
         if let Ok(mut images) = self.images.write() {
             images.insert(id, image);
@@ -116,7 +121,9 @@ impl AvatarKeeper {
         }
         match (&mut outcome, result) {
             (Outcome::Entity(org), ResultKind::Entity(Entity::Organization)) => self.show(org),
-            (Outcome::List(page), ResultKind::List(Entity::Organization)) => {
+            // (Without a kept image, a list's items are left as the upstream gave them: read
+            // for nothing, they could no longer be written straight from its pages.)
+            (Outcome::List(page), ResultKind::List(Entity::Organization)) if !self.keeps_none() => {
                 page.items.iter_mut().for_each(|org| self.show(org))
             }
             (Outcome::Entity(perms), ResultKind::Entity(Entity::Permissions)) => {
@@ -147,8 +154,7 @@ impl Backend for AvatarKeeper {
     /// The upstream's own answers show the right avatars until an image is kept here; from
     /// then on every read is translated, so that the kept ones are shown.
     fn forwarder(&self, dialect: &Dialect) -> Option<&UpstreamForge> {
-        let keeps_none = self.images.read().is_ok_and(|images| images.is_empty());
-        self.inner.forwarder(dialect).filter(|_| keeps_none)
+        self.inner.forwarder(dialect).filter(|_| self.keeps_none())
     }
 
     fn avatar<'a>(&'a self, rest: &'a str) -> BoxFuture<'a, Option<Avatar>> {
