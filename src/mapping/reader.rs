@@ -79,6 +79,10 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn peek(&mut self) -> Option<u8> {
         let bytes = self.text.as_bytes();
+        // Most answers are compact: whitespace is at or below b' ', most bytes are above it.
+        if let Some(&c) = bytes.get(self.at).filter(|&&c| c > b' ') {
+            return Some(c);
+        }
         while let Some(&c) = bytes.get(self.at) {
             if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 return Some(c);
@@ -137,7 +141,8 @@ impl<'a> Reader<'a> {
     /// key. The objects of one list are mostly alike, so what was found is remembered in
     /// `memo` by the key's place: where the key at a place has the same text as the last
     /// object's, its bytes are compared instead of read and looked up again. (The text
-    /// remembered has no escapes, so equal bytes up to the closing quote are an equal key.)
+    /// remembered is the key's without escapes and with its closing quote, so equal bytes are
+    /// an equal key.)
     pub fn object_remembered<T: Copy>(
         &mut self,
         memo: &mut Vec<Option<(&'a str, T)>>,
@@ -147,15 +152,16 @@ impl<'a> Reader<'a> {
         let key = |r: &mut Self, place: usize| {
             if let Some(Some((text, found))) = memo.get(place) {
                 let rest = r.text.as_bytes().get(r.at..).unwrap_or_default();
-                if rest.get(text.len()) == Some(&b'"') && same_start(rest, text.as_bytes()) {
-                    r.at += text.len() + 1;
+                if same_start(rest, text.as_bytes()) {
+                    r.at += text.len();
                     return Ok(*found);
                 }
             }
+            let start = r.at;
             let key = r.string()?;
             let found = lookup(&key);
             let remembered = match key {
-                Cow::Borrowed(text) => Some((text, found)),
+                Cow::Borrowed(_) => r.text.get(start..r.at).map(|text| (text, found)),
                 Cow::Owned(_) => None,
             };
             match memo.get_mut(place) {
@@ -259,6 +265,24 @@ impl<'a> Reader<'a> {
     /// and without building anything (a string is read as [`Reader::string`] reads it, so it
     /// is unescaped only when it has escapes).
     pub fn skip(&mut self) -> Result<(), Malformed> {
+        // Most values skipped are strings and other scalars: stepped over here, without the
+        // bookkeeping of nested ones.
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                self.skip_string().map(|_| ())
+            }
+            Some(b'-' | b'0'..=b'9') => self.skip_number(),
+            Some(b'{' | b'[') => self.skip_nested(),
+            Some(b't') => self.word("true"),
+            Some(b'f') => self.word("false"),
+            Some(b'n') => self.word("null"),
+            _ => self.fail("expected a value"),
+        }
+    }
+
+    /// [`Reader::skip`] for an array or object (the reader is at its opening bracket).
+    fn skip_nested(&mut self) -> Result<(), Malformed> {
         let base = self.depth;
         // Bit `d` is set while the container at depth `d + 1` is an object.
         let mut objects: u128 = 0;
@@ -266,7 +290,7 @@ impl<'a> Reader<'a> {
             match self.peek() {
                 Some(b'"') => {
                     self.at += 1;
-                    self.string()?;
+                    self.skip_string()?;
                 }
                 Some(b'{') => {
                     self.enter()?;
@@ -283,9 +307,7 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                 }
-                Some(b'-' | b'0'..=b'9') => {
-                    self.number()?;
-                }
+                Some(b'-' | b'0'..=b'9') => self.skip_number()?,
                 Some(b't') => self.word("true")?,
                 Some(b'f') => self.word("false")?,
                 Some(b'n') => self.word("null")?,
@@ -316,7 +338,18 @@ impl<'a> Reader<'a> {
             return self.skip().map(|()| false);
         }
         self.at += 1;
-        Ok(matches!(self.string()?, Cow::Borrowed(_)))
+        self.skip_string()
+    }
+
+    /// Checks a string as [`Reader::string`] reads it and steps over it (the reader is past
+    /// its opening quote); true where it has no escapes.
+    fn skip_string(&mut self) -> Result<bool, Malformed> {
+        let end = self.plain_run(self.at)?;
+        if self.text.as_bytes().get(end) == Some(&b'"') {
+            self.at = end + 1;
+            return Ok(true);
+        }
+        self.string().map(|_| false)
     }
 
     fn skip_key(&mut self) -> Result<(), Malformed> {
@@ -475,6 +508,17 @@ impl<'a> Reader<'a> {
                 at: start,
                 what: "number out of range",
             })
+    }
+
+    /// Checks a number as [`Reader::number`] does and steps over it: an integer of up to 18
+    /// digits is always in range, so only longer ones and fractions are converted.
+    fn skip_number(&mut self) -> Result<(), Malformed> {
+        let start = self.at;
+        if self.scan_number()? && self.at - start <= 18 {
+            return Ok(());
+        }
+        self.at = start;
+        self.number().map(|_| ())
     }
 
     /// Steps over a number, checking its form; true when it has no fraction or exponent.
