@@ -190,10 +190,15 @@ impl<'a> Reader<'a> {
             let found = key(self, place)?;
             self.eat(b':', "expected ':'")?;
             member(self, found)?;
-            if self.close(b'}') {
-                return Ok(());
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return self.fail("expected ',' or '}'"),
             }
-            self.eat(b',', "expected ',' or '}'")?;
             place += 1;
         }
     }
@@ -572,20 +577,33 @@ impl<'a> Reader<'a> {
 /// short, and a call to `memcmp` for each costs more than the comparison.
 #[inline]
 fn same_start(text: &[u8], prefix: &[u8]) -> bool {
-    let Some(mut text) = text.get(..prefix.len()) else {
+    let Some(text) = text.get(..prefix.len()) else {
         return false;
     };
-    let mut prefix = prefix;
-    while let (Some(a), Some(b)) = (
-        text.split_first_chunk::<8>(),
-        prefix.split_first_chunk::<8>(),
-    ) {
-        if u64::from_ne_bytes(*a.0) != u64::from_ne_bytes(*b.0) {
-            return false;
+    // Keys are short: up to 16 bytes are two overlapping eight-byte words (or four-byte ones),
+    // compared without a loop.
+    let word = |b: &[u8], at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| w.try_into().ok())
+            .map(u64::from_ne_bytes)
+    };
+    let half = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .and_then(|w| w.try_into().ok())
+            .map(u32::from_ne_bytes)
+    };
+    match prefix.len() {
+        0..4 => text == prefix,
+        4..8 => {
+            let last = prefix.len() - 4;
+            half(text, 0) == half(prefix, 0) && half(text, last) == half(prefix, last)
         }
-        (text, prefix) = (a.1, b.1);
+        8..=16 => {
+            let last = prefix.len() - 8;
+            word(text, 0) == word(prefix, 0) && word(text, last) == word(prefix, last)
+        }
+        _ => text == prefix,
     }
-    text.iter().zip(prefix).all(|(a, b)| a == b)
 }
 
 #[cfg(test)]
