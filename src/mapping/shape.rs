@@ -472,14 +472,26 @@ impl NodeIdPrefix {
         };
         out.push(b'"');
         out.extend_from_slice(self.encoded.as_bytes());
-        let start = out.len();
-        out.resize(
-            start + base64::encoded_len(tail.len(), true).unwrap_or(0),
-            0,
-        );
-        let written = STANDARD.encode_slice(tail, &mut out[start..]).unwrap_or(0);
-        out.truncate(start + written);
+        push_base64(out, tail);
         out.push(b'"');
+    }
+}
+
+/// Appends the base64 text (standard alphabet, padded) of a few bytes: a node id's tail is a
+/// dozen bytes, too few for the base64 crate's engine to pay for its set-up.
+fn push_base64(out: &mut Vec<u8>, bytes: &[u8]) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
+        let n = byte(0) << 16 | byte(1) << 8 | byte(2);
+        let sextet = |shift: u32| ALPHABET[(n >> shift & 63) as usize];
+        let pad = |present: bool, shift: u32| if present { sextet(shift) } else { b'=' };
+        out.extend_from_slice(&[
+            sextet(18),
+            sextet(12),
+            pad(chunk.len() > 1, 6),
+            pad(chunk.len() > 2, 0),
+        ]);
     }
 }
 
@@ -1392,6 +1404,16 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
 mod tests {
     use super::*;
     use crate::canonical::Entity;
+
+    #[test]
+    fn base64_of_a_few_bytes_is_the_crates() {
+        let bytes: Vec<u8> = (0..=255).rev().collect();
+        for len in 0..40 {
+            let mut out = Vec::new();
+            push_base64(&mut out, &bytes[..len]);
+            assert_eq!(out, STANDARD.encode(&bytes[..len]).into_bytes(), "{len}");
+        }
+    }
 
     fn sample(entity: Entity) -> Object {
         entity
