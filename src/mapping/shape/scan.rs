@@ -125,10 +125,15 @@ impl Shape {
             }
             let mut memo = KeyMemo::new();
             r.array(|r| {
-                let at = spans.len();
+                let (at, start) = (spans.len(), r.place());
                 spans.resize(at + width, Span::default());
                 plan.scan(r, &mut spans[at..], &kept, &mut memo)?;
                 count += 1;
+                // Room for as many more items as the first one's size says the rest holds.
+                if count == 1 {
+                    let size = r.place().saturating_sub(start).max(32);
+                    spans.reserve(text.len().saturating_sub(r.place()) / size * width);
+                }
                 Ok(())
             })?;
             r.end()?;
