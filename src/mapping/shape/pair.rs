@@ -8,8 +8,9 @@ use std::borrow::Cow;
 
 use super::answer::{AnswerPlan, Step};
 use super::scan::{ScannedPage, Span};
-use super::{encode_segment, json_plain, write_value, Compute, EncodeCtx, Shape, Source, UrlPart};
+use super::{encode_segment, json_plain, write_value, AsType, Compute, EncodeCtx, FieldRule};
 use super::{ReadPath, View};
+use super::{Shape, Source, UrlPart};
 use crate::canonical::{Field, FieldType};
 
 #[derive(Debug)]
@@ -91,12 +92,7 @@ impl PairPlan {
                     let rule = &client.fields[*i];
                     match &rule.source {
                         Source::Canonical(name) => {
-                            let copied = rule.or.is_none()
-                                && rule.values.is_none()
-                                && rule.nested.is_none()
-                                && rule.as_type == super::AsType::Plain
-                                && !rule.merge;
-                            if !copied {
+                            if rule.or.is_some() || !copies(rule) {
                                 return None;
                             }
                             let mut missing = Vec::new();
@@ -218,6 +214,12 @@ impl PairPlan {
 /// The most fields an answer written from a page may show.
 const MOST_FIELDS: usize = 16;
 
+/// Whether a rule takes its value as it is, both ways: no value map, base64 image, nested shape
+/// or merge.
+fn copies(rule: &FieldRule) -> bool {
+    rule.values.is_none() && rule.nested.is_none() && rule.as_type == AsType::Plain && !rule.merge
+}
+
 /// The upstream rules that decode `field`, in order, or None where one of them does more
 /// than copy its value (a value map, a base64 image, a nested shape, a read inside a value).
 fn sources(upstream: &Shape, field: Field) -> Option<Vec<Source1>> {
@@ -229,12 +231,8 @@ fn sources(upstream: &Shape, field: Field) -> Option<Vec<Source1>> {
         if upstream.decoded.get(slot) != Some(&field) {
             continue;
         }
-        let copied = matches!(&rule.read, Some(ReadPath::Simple(path)) if path.len() == 1)
-            && rule.values.is_none()
-            && rule.nested.is_none()
-            && rule.as_type == super::AsType::Plain
-            && !rule.merge;
-        if !copied {
+        let top_level = matches!(&rule.read, Some(ReadPath::Simple(path)) if path.len() == 1);
+        if !top_level || !copies(rule) {
             return None;
         }
         found.push(Source1 {
