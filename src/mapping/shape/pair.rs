@@ -9,15 +9,14 @@ use std::borrow::Cow;
 use super::answer::{AnswerPlan, Step};
 use super::scan::{ScannedPage, Span};
 use super::{encode_segment, json_plain, write_value, AsType, Compute, EncodeCtx, FieldRule};
-use super::{ReadPath, View};
-use super::{Shape, Source, UrlPart};
+use super::{ReadPath, Shape, Source, UrlPart, View};
 use crate::canonical::{Field, FieldType};
 
 #[derive(Debug)]
 pub(super) struct PairPlan {
     /// For each canonical field the answer shows, the upstream rules that decode it, in
     /// order: the first whose value converts gives the field.
-    fields: Vec<Vec<Source1>>,
+    fields: Vec<Vec<UpstreamRule>>,
     /// The fields URLs use as path segments (places in `fields`), each with its name (a
     /// missing value falls back to the request's parameter of that name).
     segments: Vec<(usize, Field)>,
@@ -28,7 +27,7 @@ pub(super) struct PairPlan {
 
 /// An upstream rule that decodes a field, and what converting its value involves.
 #[derive(Debug)]
-struct Source1 {
+struct UpstreamRule {
     rule: usize,
     /// An empty string reads as unset (the dialect writes "" for none).
     empty_unset: bool,
@@ -222,7 +221,7 @@ fn copies(rule: &FieldRule) -> bool {
 
 /// The upstream rules that decode `field`, in order, or None where one of them does more
 /// than copy its value (a value map, a base64 image, a nested shape, a read inside a value).
-fn sources(upstream: &Shape, field: Field) -> Option<Vec<Source1>> {
+fn sources(upstream: &Shape, field: Field) -> Option<Vec<UpstreamRule>> {
     let mut found = Vec::new();
     for (i, rule) in upstream.fields.iter().enumerate() {
         let Some(slot) = upstream.decodes_into[i] else {
@@ -235,7 +234,7 @@ fn sources(upstream: &Shape, field: Field) -> Option<Vec<Source1>> {
         if !top_level || !copies(rule) {
             return None;
         }
-        found.push(Source1 {
+        found.push(UpstreamRule {
             rule: i,
             empty_unset: rule.default.as_ref().and_then(|v| v.as_str()) == Some(""),
             ty: rule.canonical_type,
@@ -247,7 +246,7 @@ fn sources(upstream: &Shape, field: Field) -> Option<Vec<Source1>> {
 /// A field's value for one item: the first of its rules' values that converts, as decoding
 /// takes it; None where that value is not plain (an escaped string, a fraction, an object, a
 /// value the field's type would coerce).
-fn plain_value<'t>(sources: &[Source1], spans: &[Span], text: &'t str) -> Option<Plain<'t>> {
+fn plain_value<'t>(sources: &[UpstreamRule], spans: &[Span], text: &'t str) -> Option<Plain<'t>> {
     for source in sources {
         let span = *spans.get(source.rule)?;
         if span.is_none() {
