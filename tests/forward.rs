@@ -179,4 +179,24 @@ fn a_github_upstream_is_forwarded_to_until_the_proxy_keeps_an_avatar() {
     assert!(after.get("company").is_none(), "{after}");
     let kept = format!("{}/avatars/org-{}", proxy.url, after["id"]);
     assert_eq!(after["avatar_url"], kept.as_str());
+
+    // Lists show it too (their items are read to show it); the other organizations keep the
+    // upstream's avatars, pointed at the proxy.
+    let list = github.get("/organizations?per_page=100").json();
+    let orgs = list.as_array().cloned().unwrap_or_default();
+    let acme = orgs.iter().find(|o| o["login"] == "acme");
+    assert_eq!(
+        acme.map(|o| &o["avatar_url"]),
+        Some(&kept.as_str().into()),
+        "{list}"
+    );
+    let others: Vec<&serde_json::Value> = orgs.iter().filter(|o| o["login"] != "acme").collect();
+    assert!(!others.is_empty(), "{list}");
+    for org in others {
+        let url = org["avatar_url"].as_str().unwrap_or_default();
+        assert!(
+            url.starts_with(&proxy.url) && !url.contains("/avatars/org-"),
+            "{org}"
+        );
+    }
 }
