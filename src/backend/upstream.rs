@@ -1066,7 +1066,9 @@ impl UpstreamForge {
             err.kind = kind;
             err.detail = format!("the {} upstream refused the caller", self.dialect.name);
         }
-        err.detail = (err.detail).replace(self.rebase.origin(), self.rebase.public_url());
+        err.detail = err
+            .detail
+            .replace(self.rebase.origin(), self.rebase.public_url());
         if err.kind == ErrorKind::Conflict {
             let name = req
                 .params

@@ -14,14 +14,23 @@ pub struct Rebase {
     origin: Box<str>,
     /// The proxy's public URL, without a trailing slash.
     public_url: Box<str>,
+    /// Whether the public URL is JSON text as it stands (URLs pointed at it can be copied into
+    /// an answer without escaping).
+    plain: bool,
 }
 
 impl Rebase {
     pub fn new(origin: &str, public_url: &str) -> Rebase {
+        let public_url = public_url.trim_end_matches('/');
         Rebase {
             origin: origin.trim_end_matches('/').into(),
-            public_url: public_url.trim_end_matches('/').into(),
+            public_url: public_url.into(),
+            plain: super::shape::json_plain(public_url),
         }
+    }
+
+    pub fn is_plain(&self) -> bool {
+        self.plain
     }
 
     pub fn origin(&self) -> &str {

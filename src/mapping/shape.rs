@@ -20,7 +20,6 @@ use self::answer::AnswerPlan;
 use self::pair::PairPlan;
 use self::scan::ScannedPage;
 use super::reader::{Malformed, Reader};
-use super::rebase;
 use super::template::{Part, Template};
 use crate::canonical::avatar;
 use crate::canonical::schema::coerce;
@@ -102,10 +101,10 @@ struct View<'a> {
     segments: Vec<Option<Cow<'a, str>>>,
 }
 
-/// The pair plan a list being written last chose, and for which page shape and rebase.
+/// The pair plan a list being written last chose, and for which page shape.
 #[derive(Default)]
 struct PairChoice {
-    key: Option<(*const Shape, *const rebase::Rebase)>,
+    shape: Option<*const Shape>,
     plan: Option<Arc<PairPlan>>,
 }
 
@@ -351,7 +350,7 @@ impl<'a> EncodeCtx<'a> {
 }
 
 /// Whether `s` is the same inside JSON quotes as outside: nothing in it needs escaping.
-fn json_plain(s: &str) -> bool {
+pub(crate) fn json_plain(s: &str) -> bool {
     !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
 }
 
@@ -659,14 +658,12 @@ impl Shape {
         let Some(page) = unread.page.as_any().downcast_ref::<ScannedPage>() else {
             return false;
         };
-        let key = (Arc::as_ptr(&page.shape), Arc::as_ptr(&page.rebase));
-        if choice.key != Some(key) {
-            choice.key = Some(key);
-            choice.plan = self
-                .pair_plan(&page.shape, answer)
-                .filter(|_| pair::plain_rebase(page));
+        let shape = Arc::as_ptr(&page.shape);
+        if choice.shape != Some(shape) {
+            choice.shape = Some(shape);
+            choice.plan = self.pair_plan(&page.shape, answer);
         }
-        let Some(plan) = &choice.plan else {
+        let Some(plan) = choice.plan.as_ref().filter(|_| page.rebase.is_plain()) else {
             return false;
         };
         let mark = out.len();

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use super::answer::{AnswerPlan, Step};
 use super::scan::{ScannedPage, Span};
-use super::{encode_segment, json_plain, write_value, AsType, Compute, EncodeCtx, FieldRule};
+use super::{encode_segment, write_value, AsType, Compute, EncodeCtx, FieldRule, NodeIdPrefix};
 use super::{ReadPath, Shape, Source, UrlPart, View};
 use crate::canonical::{Field, FieldType};
 
@@ -40,8 +40,8 @@ enum PairStep {
     Text(usize, usize),
     /// A field's value; `missing` is written where it has none (the rule's default, or null).
     Value { field: usize, missing: Box<[u8]> },
-    /// A GitHub node id from the field of the id: rule `rule`'s.
-    NodeId { field: usize, rule: usize },
+    /// A GitHub node id from the field of the id.
+    NodeId { field: usize, prefix: NodeIdPrefix },
     /// A URL's path segment (a place in `segments`).
     Segment(usize),
     /// A URL's placeholder that is a request parameter.
@@ -105,9 +105,9 @@ impl PairPlan {
                             }
                         }
                         Source::Param(_) => PairStep::Rule(*i),
-                        Source::Compute(Compute::GithubNodeId(_)) => PairStep::NodeId {
+                        Source::Compute(Compute::GithubNodeId(prefix)) => PairStep::NodeId {
                             field: need(&mut plan, Field::of("id")?)?,
-                            rule: *i,
+                            prefix: prefix.clone(),
                         },
                         _ => return None,
                     }
@@ -156,9 +156,9 @@ impl PairPlan {
         let mut segments: [Cow<'_, str>; MOST_FIELDS] = Default::default();
         for (segment, &(field, name)) in segments.iter_mut().zip(&self.segments) {
             *segment = match found[field] {
-                Plain::Str(s) => match rebase.rest(s) {
-                    None => encode_segment(s),
-                    Some(_) => Cow::Owned(encode_segment(&rebase.text(s)).into_owned()),
+                Plain::Str(s) => match rebase.text(s) {
+                    Cow::Borrowed(s) => encode_segment(s),
+                    Cow::Owned(url) => Cow::Owned(encode_segment(&url).into_owned()),
                 },
                 Plain::Literal(t) => encode_segment(t),
                 Plain::Null | Plain::Missing => ctx
@@ -186,17 +186,11 @@ impl PairPlan {
                     Plain::Literal(t) => out.extend_from_slice(t.as_bytes()),
                     Plain::Null | Plain::Missing => out.extend_from_slice(missing),
                 },
-                PairStep::NodeId { field, rule } => {
-                    let Source::Compute(Compute::GithubNodeId(ty)) = &client.fields[*rule].source
-                    else {
-                        return false;
-                    };
-                    match found[*field] {
-                        Plain::Str(s) => ty.write_id(out, &rebase.text(s)),
-                        Plain::Literal(t) => ty.write_id(out, t),
-                        Plain::Null | Plain::Missing => out.extend_from_slice(b"null"),
-                    }
-                }
+                PairStep::NodeId { field, prefix } => match found[*field] {
+                    Plain::Str(s) => prefix.write_id(out, &rebase.text(s)),
+                    Plain::Literal(t) => prefix.write_id(out, t),
+                    Plain::Null | Plain::Missing => out.extend_from_slice(b"null"),
+                },
                 PairStep::Segment(at) => out.extend_from_slice(segments[*at].as_bytes()),
                 PairStep::Param(name) => {
                     if let Some(value) = ctx.params.get(name) {
@@ -283,11 +277,6 @@ fn canonical_integer(text: &str) -> bool {
         && (bytes.len() == 1 || bytes[0] != b'0')
         && text != "-0";
     well_formed && (text.parse::<i64>().is_ok() || text.parse::<u64>().is_ok())
-}
-
-/// Whether a scanned page's rebased URLs can be written without escaping.
-pub(super) fn plain_rebase(page: &ScannedPage) -> bool {
-    json_plain(page.rebase.public_url())
 }
 
 #[cfg(test)]
